@@ -1,0 +1,34 @@
+# Every target builds its own virtualenv, so a fresh machine needs nothing but Python 3.11+.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | $(PYTHON) -c "import hashlib,sys;print(hashlib.sha256(sys.stdin.buffer.read()).hexdigest()[:12])")
+
+.PHONY: demo test lint typecheck pytest bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(STAMP): $(BIN)/python pyproject.toml
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	rm -f $(VENV)/.installed-* && touch $(STAMP)
+
+## Run the main job on the embedded SQLite default: a short end-to-end demo.
+demo: $(STAMP)
+	$(BIN)/ledger demo
+
+## Install what is needed, then lint, type-check and run the whole test suite.
+test: $(STAMP)
+	$(BIN)/ruff check ledger tests bench migrations
+	$(BIN)/ruff format --check ledger tests bench migrations
+	$(BIN)/mypy
+	$(BIN)/ledger policy lint
+	$(BIN)/pytest -q
+
+bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	$(BIN)/python bench/run.py
+
+clean:
+	rm -rf $(VENV) .ledger build *.egg-info

@@ -1,0 +1,67 @@
+"""The one settings object, read from ``LEDGER_*`` environment variables at the edges.
+
+Only the faces (``ledger.open``, the CLI, the API) build a :class:`Settings`; everything below
+them takes explicit arguments. Secrets are ``SecretStr`` so that they never print.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings"]
+
+
+class Settings(BaseSettings):
+    """Configuration of one ledger installation.
+
+    Every field can be set from the environment as ``LEDGER_<FIELD>`` (for example
+    ``LEDGER_DATABASE_URL``, ``LEDGER_HOME``, ``LEDGER_KEY_PASSPHRASE``).
+    """
+
+    model_config = SettingsConfigDict(env_prefix="LEDGER_", extra="ignore")
+
+    # --- ledger core -----------------------------------------------------------------------
+    home: Path = Field(
+        default=Path(".ledger"),
+        description="Folder holding the key files, the default SQLite database and the spool.",
+    )
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL of the ledger database; default: SQLite file under home.",
+    )
+    key_passphrase: SecretStr | None = Field(
+        default=None, description="Passphrase protecting the private key files, if any."
+    )
+    origin: str | None = Field(
+        default=None,
+        description="Checkpoint origin line; default: ledger.local/<install id>.",
+    )
+    checkpoint_every: int = Field(
+        default=10_000, ge=0, description="Sign a checkpoint after this many new entries (0: off)."
+    )
+    checkpoint_interval: float = Field(
+        default=60.0,
+        ge=0,
+        description="Sign a checkpoint when entries are this many seconds old (0: off).",
+    )
+    batch_size: int = Field(
+        default=2_000, ge=1, description="Most entries the writer commits in one transaction."
+    )
+
+    # --- recorder --------------------------------------------------------------------------
+    content: Literal["hash", "full"] = Field(
+        default="hash", description="Store prompts and outputs ('full') or only their hashes."
+    )
+    durability: Literal["async", "sync"] = Field(
+        default="async", description="Whether a recorded call waits for its entry to commit."
+    )
+
+    def resolved_database_url(self) -> str:
+        """The database URL to use: the configured one, or SQLite under ``home``."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.home / 'ledger.db').resolve()}"
