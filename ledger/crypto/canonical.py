@@ -1,0 +1,140 @@
+"""Canonical bytes and digests: the exact bytes that get signed, hashed and matched.
+
+Invariants:
+
+- ``canonical_json(v)`` is byte-for-byte ``rfc8785.dumps(v)`` (RFC 8785, JSON Canonicalization
+  Scheme) for every value ``rfc8785`` accepts; values it rejects raise ``InputError``. A fast path
+  built on the standard library ``json`` encoder is used only for values whose output is provably
+  identical (see ``_fast_path_ok``); everything else goes through ``rfc8785``.
+- ``normalize_output`` is the single definition of "the same model output" used by the recorder
+  and the manifest builder: Unicode NFC, CRLF to LF, outer white space stripped.
+- Hex digests are lowercase.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import unicodedata
+
+import rfc8785
+
+from ledger.errors import InputError
+
+__all__ = ["canonical_json", "normalize_output", "output_sha256", "sha256_hex"]
+
+# RFC 8785 3.2.2.3 serializes numbers as IEEE 754 doubles, so rfc8785 refuses integers outside
+# the range a double holds exactly. The fast path must refuse the same ones.
+_INT_MIN = -(2**53) + 1
+_INT_MAX = 2**53 - 1
+_BMP_MAX = "\uffff"
+_FLOAT_PLAIN_MIN = 1e-4
+_FLOAT_PLAIN_MAX = 1e16
+
+_encoder = json.JSONEncoder(
+    ensure_ascii=False,
+    sort_keys=True,
+    separators=(",", ":"),
+    allow_nan=False,
+    check_circular=False,
+)
+
+
+def _fast_path_ok(value: object) -> bool:
+    """Whether the ``json`` encoder writes exactly the JCS bytes for ``value``.
+
+    Why this is sufficient (each point compares CPython's ``json`` with RFC 8785 3.2):
+
+    - Literals ``null``/``true``/``false`` and decimal integers in the double-safe range are
+      written identically. Exact types only: ``bool``/``int``/``str`` subclasses (enums) take
+      the slow path; floats only where ``repr`` equals JCS number formatting (see below).
+    - Strings (RFC 8785 3.2.2.2): both escape exactly ``"``, ``\\``, ``\\b \\f \\n \\r \\t`` with
+      their short forms and the other U+0000..U+001F as ``\\u00xx`` in lowercase hex, and write
+      every other code point as itself (``ensure_ascii=False``). Lone surrogates make the final
+      UTF-8 encode fail, and the caller then defers to ``rfc8785`` for its error.
+    - Object keys (RFC 8785 3.2.3): JCS sorts by UTF-16 code units, ``sort_keys`` by code points.
+      The two orders agree when no key has a character beyond U+FFFF, so such keys (and non-str
+      keys) take the slow path.
+    - Arrays are lists only (``rfc8785`` also takes tuples; they take the slow path).
+    """
+    if value is None or type(value) is str or type(value) is bool:
+        return True
+    if type(value) is int:
+        return _INT_MIN <= value <= _INT_MAX
+    if type(value) is float:
+        # RFC 8785 3.2.2.3 writes numbers as ECMAScript's Number::toString: the shortest digits
+        # that round-trip, in plain notation for 1e-6 <= |x| < 1e21. CPython's float repr picks
+        # the same shortest digits and uses plain notation for 1e-4 <= |x| < 1e16, so inside that
+        # range the two agree, except that repr writes integral values as "5.0" (JCS: "5").
+        # Durations like 12.345 ms are the floats the ledger writes, and they stay fast.
+        return _FLOAT_PLAIN_MIN <= abs(value) < _FLOAT_PLAIN_MAX and not value.is_integer()
+    if type(value) is list:
+        return all(_fast_path_ok(item) for item in value)
+    if type(value) is dict:
+        for key, item in value.items():
+            if type(key) is not str:
+                return False
+            if not key.isascii() and max(key) > _BMP_MAX:
+                return False
+            if not _fast_path_ok(item):
+                return False
+        return True
+    return False
+
+
+def _fast_canonical_json(value: object) -> bytes | None:
+    """The JCS bytes of ``value`` via the ``json`` encoder, or None when that would not be exact."""
+    if not _fast_path_ok(value):
+        return None
+    try:
+        return _encoder.encode(value).encode("utf-8")
+    except UnicodeEncodeError:
+        # A lone surrogate: not valid UTF-8, so not valid JCS; let rfc8785 produce the error.
+        return None
+
+
+def canonical_json(value: object) -> bytes:
+    """Serialize ``value`` as RFC 8785 (JCS) canonical JSON.
+
+    Args:
+        value: JSON-compatible data: dict with str keys, list/tuple, str, int, float, bool, None.
+
+    Returns:
+        The canonical UTF-8 bytes.
+
+    Raises:
+        InputError: the value cannot be represented in JCS (NaN, an integer beyond 2**53 - 1,
+            a non-str key, a lone surrogate, an unsupported type).
+
+    Example:
+        >>> canonical_json({"b": 1, "a": [True, None, "é"]})
+        b'{"a":[true,null,"\\xc3\\xa9"],"b":1}'
+    """
+    fast = _fast_canonical_json(value)
+    if fast is not None:
+        return fast
+    try:
+        result: bytes = rfc8785.dumps(value)  # type: ignore[arg-type]  # rfc8785 checks types itself
+    except (rfc8785.CanonicalizationError, UnicodeEncodeError, TypeError, ValueError) as exc:
+        raise InputError(f"value cannot be canonicalized as RFC 8785 JSON: {exc}") from exc
+    return result
+
+
+def normalize_output(text: str) -> str:
+    """Normalize a model output for matching: NFC, ``\\r\\n`` -> ``\\n``, outer space stripped.
+
+    Example:
+        >>> normalize_output("  Cafe\\u0301\\r\\nbar \\n")
+        'Café\\nbar'
+    """
+    return unicodedata.normalize("NFC", text).replace("\r\n", "\n").strip()
+
+
+def sha256_hex(data: bytes) -> str:
+    """Lowercase hex SHA-256 of ``data``."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def output_sha256(text: str) -> str:
+    """Lowercase hex SHA-256 of the UTF-8 bytes of ``normalize_output(text)``."""
+    return sha256_hex(normalize_output(text).encode("utf-8"))
