@@ -1,0 +1,92 @@
+"""What every CLI command shares: error-to-exit-code mapping, JSON output, settings.
+
+Exit codes (the CLI contract): 0 ok, 1 a check failed, 2 usage or input error. Errors print one
+line on stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+
+import typer
+
+from ledger.errors import ConfigError, LedgerError, VerificationError
+from ledger.settings import Settings
+
+if TYPE_CHECKING:
+    from ledger._ledger import Ledger
+
+__all__ = [
+    "EXIT_CHECK_FAILED",
+    "EXIT_INPUT",
+    "current_settings",
+    "fail",
+    "handle_errors",
+    "open_ledger",
+    "print_json",
+    "set_overrides",
+]
+
+EXIT_CHECK_FAILED = 1
+EXIT_INPUT = 2
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def fail(message: str, code: int = EXIT_INPUT) -> typer.Exit:
+    """Print ``message`` as one line on stderr and return the ``typer.Exit`` to raise."""
+    one_line = " ".join(str(message).split())
+    typer.echo(f"ledger: {one_line}", err=True)
+    return typer.Exit(code)
+
+
+def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
+    """Turn :class:`LedgerError` into one stderr line and the contract's exit code."""
+
+    @functools.wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return func(*args, **kwargs)
+        except VerificationError as exc:
+            raise fail(str(exc), EXIT_CHECK_FAILED) from None
+        except LedgerError as exc:
+            raise fail(str(exc), EXIT_INPUT) from None
+
+    return wrapper
+
+
+def print_json(value: Any) -> None:
+    """Print one JSON document on stdout (sorted keys, so output is stable)."""
+    sys.stdout.write(json.dumps(value, sort_keys=True, ensure_ascii=False) + "\n")
+
+
+# Set by the root command's callback from --home/--db on every invocation.
+_overrides: dict[str, Any] = {}
+
+
+def set_overrides(**values: Any) -> None:
+    """Record the global options of this invocation (called by the root callback)."""
+    _overrides.clear()
+    _overrides.update(values)
+
+
+def current_settings() -> Settings:
+    """Settings from the environment, with the global ``--home``/``--db`` options applied."""
+    overrides = {k: v for k, v in _overrides.items() if v is not None}
+    try:
+        return Settings(**overrides)
+    except ValueError as exc:  # pydantic's ValidationError is a ValueError
+        first = str(exc).splitlines()
+        raise ConfigError(f"invalid LEDGER_* setting: {' '.join(first[:3])}") from exc
+
+
+def open_ledger() -> Ledger:
+    """Open the ledger the current settings describe."""
+    from ledger._ledger import Ledger
+
+    return Ledger.from_settings(current_settings())

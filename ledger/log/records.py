@@ -1,0 +1,176 @@
+"""Value objects of the log and the one function that turns a body into a signed leaf.
+
+Invariants:
+
+* A signed entry is ``{"body": body, "key_id": <recorder key id>, "sig": base64(Ed25519(
+  canonical_json(body)))}`` and its leaf data is ``canonical_json`` of that whole object.
+* :func:`prepare_entry` fills ``v``, ``id`` (UUIDv7), ``recorded_at`` (UTC, microseconds) and
+  ``recorder`` only when the caller did not give them, and never changes a given value.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from ledger.crypto.canonical import canonical_json
+from ledger.crypto.keys import SigningKey
+from ledger.crypto.merkle import leaf_hash
+from ledger.errors import InputError
+
+__all__ = [
+    "ENTRY_VERSION",
+    "PreparedEntry",
+    "Receipt",
+    "StoredEntry",
+    "format_timestamp",
+    "parse_timestamp",
+    "prepare_entry",
+    "uuid7",
+]
+
+ENTRY_VERSION = 1
+
+
+def uuid7() -> str:
+    """A UUIDv7 string (RFC 9562 5.7): 48-bit Unix milliseconds, then random bits."""
+    ms = time.time_ns() // 1_000_000
+    value = bytearray(ms.to_bytes(6, "big") + os.urandom(10))
+    value[6] = (value[6] & 0x0F) | 0x70  # version 7
+    value[8] = (value[8] & 0x3F) | 0x80  # RFC 9562 variant
+    h = value.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def format_timestamp(moment: datetime) -> str:
+    """``YYYY-MM-DDTHH:MM:SS.ffffffZ`` in UTC."""
+    if moment.tzinfo is None:
+        raise InputError("timestamps must be timezone-aware")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_timestamp(value: str) -> datetime:
+    """Parse an ISO-8601 timestamp with a zone (``Z`` allowed) into an aware UTC datetime."""
+    try:
+        moment = datetime.fromisoformat(value)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"not an ISO-8601 timestamp: {value!r}") from exc
+    if moment.tzinfo is None:
+        raise InputError(f"timestamp {value!r} has no time zone")
+    return moment.astimezone(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """Proof of acceptance: where an entry sits in the log."""
+
+    leaf_index: int
+    entry_id: str
+    leaf_hash: bytes
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "leaf_index": self.leaf_index,
+            "entry_id": self.entry_id,
+            "leaf_hash": self.leaf_hash.hex(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Receipt:
+        return cls(int(data["leaf_index"]), str(data["entry_id"]), bytes.fromhex(data["leaf_hash"]))
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEntry:
+    """One leaf as stored: its index, the signed entry and the leaf hash."""
+
+    leaf_index: int
+    entry: dict[str, Any]
+    leaf_hash: bytes
+
+    @property
+    def body(self) -> dict[str, Any]:
+        """The signed body (the provenance facts)."""
+        body: dict[str, Any] = self.entry["body"]
+        return body
+
+    @property
+    def entry_id(self) -> str:
+        return str(self.body["id"])
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"leaf_index": self.leaf_index, **self.entry}
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedEntry:
+    """A signed entry ready to insert: leaf data, its hash and the indexed columns."""
+
+    entry_id: str
+    data: bytes
+    leaf_hash: bytes
+    key_id: str
+    recorded_at: datetime
+    columns: Mapping[str, str | None]
+
+
+_INDEXED = ("provider", "request_model", "dataset", "purpose", "account")
+
+
+def prepare_entry(body: Mapping[str, Any], signer: SigningKey) -> PreparedEntry:
+    """Complete ``body`` with the ledger's fields, sign it and compute its leaf.
+
+    Raises:
+        InputError: the body is not a JSON object, or a field the ledger reads is malformed.
+    """
+    if not isinstance(body, Mapping):
+        raise InputError(f"an entry body must be a JSON object, not {type(body).__name__}")
+    full = dict(body)
+    full.setdefault("v", ENTRY_VERSION)
+    full.setdefault("id", uuid7())
+    if "recorded_at" not in full:
+        recorded = datetime.now(UTC)
+        full["recorded_at"] = format_timestamp(recorded)
+    elif isinstance(full["recorded_at"], str):
+        recorded = parse_timestamp(full["recorded_at"])
+    else:
+        raise InputError("recorded_at must be an ISO-8601 string")
+    full.setdefault("recorder", signer.key_id)
+    entry_id = full["id"]
+    if not isinstance(entry_id, str) or not 0 < len(entry_id) <= 64:
+        raise InputError("an entry id must be a non-empty string of at most 64 characters")
+    body_bytes = canonical_json(full)
+    signed = {
+        "body": full,
+        "key_id": signer.key_id,
+        "sig": base64.b64encode(signer.sign(body_bytes)).decode("ascii"),
+    }
+    # RFC 8785 sorts "body" < "key_id" < "sig" and writes a member value exactly as it would
+    # stand alone, so the leaf data can reuse the body's canonical bytes instead of encoding
+    # the body twice (a test checks this equals canonical_json(signed)).
+    data = b"".join(
+        (
+            b'{"body":',
+            body_bytes,
+            b',"key_id":',
+            canonical_json(signed["key_id"]),
+            b',"sig":',
+            canonical_json(signed["sig"]),
+            b"}",
+        )
+    )
+    columns = {name: _column(full.get(name)) for name in _INDEXED}
+    return PreparedEntry(entry_id, data, leaf_hash(data), signer.key_id, recorded, columns)
+
+
+def _column(value: object) -> str | None:
+    if value is None:
+        return None
+    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+    return text[:256]

@@ -1,0 +1,463 @@
+"""The SQL store of the Merkle log: serialized appends, reads, proofs and checkpoints.
+
+Invariants:
+
+* The store appends and reads; it has no update or delete operation.
+* Appends run in :func:`write_transaction`, which serializes all writers (threads, processes
+  and, on PostgreSQL, machines). Inside it the store reads the committed tree size, assigns
+  the next leaf indexes and inserts the leaves and every stored hash they complete, in one
+  transaction: many entries per commit (group commit), and a crash leaves either all of a
+  batch or none of it.
+* The right edge of the tree (:class:`TreeFrontier`) is cached between appends; it is checked
+  against the committed size at the start of every write transaction and reloaded from the
+  stored hashes (O(log n) rows) when another writer moved the log on.
+* Proofs and past roots read only the O(log n) stored hashes they need, in one query.
+* An entry id that is already in the log is not stored again: its first receipt is returned.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, cast
+
+from sqlalchemy import Connection, Engine, func, insert, select
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlmodel import SQLModel
+
+from ledger.crypto import tree
+from ledger.crypto.merkle import verify_consistency
+from ledger.crypto.tree import TreeFrontier
+from ledger.errors import (
+    AppendOnlyViolationError,
+    ConsistencyError,
+    InputError,
+    NotFoundError,
+    StoreError,
+)
+from ledger.log import tables  # noqa: F401 - registers the tables on SQLModel.metadata
+from ledger.log.records import PreparedEntry, Receipt, StoredEntry
+from ledger.log.schema import redact_url, write_transaction
+
+__all__ = ["CheckpointRecord", "KeyRecord", "LogStore"]
+
+_TABLES = SQLModel.metadata.tables
+ENTRIES = _TABLES["entries"]
+HASHES = _TABLES["tree_hashes"]
+CHECKPOINTS = _TABLES["checkpoints"]
+KEYS = _TABLES["keys"]
+META = _TABLES["ledger_meta"]
+
+# Most bind parameters one IN (...) query uses; SQLite's default limit is 32766.
+_IN_CHUNK = 900
+
+
+@dataclass(frozen=True, slots=True)
+class CheckpointRecord:
+    """A checkpoint the log signed."""
+
+    seq: int
+    tree_size: int
+    root_hash: bytes
+    note: str
+    signed_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRecord:
+    """A public key the ledger has used."""
+
+    seq: int
+    kind: str
+    key_id: str
+    name: str
+    public_key: bytes
+    created_at: datetime
+
+
+class LogStore:
+    """Append-only Merkle log over one SQLAlchemy engine."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._lock = threading.Lock()
+        self._frontier: TreeFrontier | None = None
+
+    # -- errors ------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _mapped_errors(self, doing: str) -> Iterator[None]:
+        try:
+            yield
+        except IntegrityError as exc:
+            if "append-only" in str(exc.orig):
+                raise AppendOnlyViolationError(f"{doing}: {exc.orig}") from exc
+            raise StoreError(f"{doing}: {_first_line(exc)}") from exc
+        except DBAPIError as exc:
+            if "append-only" in str(exc.orig):
+                raise AppendOnlyViolationError(f"{doing}: {_first_line(exc)}") from exc
+            url = redact_url(str(self.engine.url))
+            raise StoreError(f"{doing} on {url}: {_first_line(exc)}") from exc
+
+    # -- appends -----------------------------------------------------------------------------
+
+    def append(self, items: Sequence[PreparedEntry]) -> list[Receipt]:
+        """Append prepared entries in one transaction; return one receipt per item, in order."""
+        if not items:
+            return []
+        with self._lock, self._mapped_errors("appending to the log"):
+            with write_transaction(self.engine) as conn:
+                frontier = self._current_frontier(conn)
+                work = TreeFrontier(frontier.size, list(frontier.peaks))
+                existing = self._existing(conn, [item.entry_id for item in items])
+                receipts: list[Receipt] = []
+                entry_rows: list[dict[str, Any]] = []
+                hash_rows: list[dict[str, Any]] = []
+                next_hash = tree.stored_count(work.size)
+                for item in items:
+                    known = existing.get(item.entry_id)
+                    if known is not None:
+                        receipts.append(known)
+                        continue
+                    index = work.size
+                    for created in work.append(item.leaf_hash):
+                        hash_rows.append({"idx": next_hash, "hash": created})
+                        next_hash += 1
+                    entry_rows.append(
+                        {
+                            "leaf_index": index,
+                            "entry_id": item.entry_id,
+                            "leaf_hash": item.leaf_hash,
+                            "entry": item.data,
+                            "key_id": item.key_id,
+                            "recorded_at": item.recorded_at,
+                            **item.columns,
+                        }
+                    )
+                    receipt = Receipt(index, item.entry_id, item.leaf_hash)
+                    existing[item.entry_id] = receipt  # a duplicate inside the batch too
+                    receipts.append(receipt)
+                if entry_rows:
+                    conn.execute(insert(ENTRIES), entry_rows)
+                    conn.execute(insert(HASHES), hash_rows)
+            # Committed: only now does the cache move on.
+            self._frontier = work
+        return receipts
+
+    def _current_frontier(self, conn: Connection) -> TreeFrontier:
+        size = self._size(conn)
+        cached = self._frontier
+        if cached is not None and cached.size == size:
+            return cached
+        indexes = TreeFrontier.peak_indexes(size)
+        peaks = self._read_hashes(conn, indexes)
+        frontier = TreeFrontier(size, peaks)
+        self._frontier = frontier
+        return frontier
+
+    def _existing(self, conn: Connection, ids: Sequence[str]) -> dict[str, Receipt]:
+        found: dict[str, Receipt] = {}
+        unique = list(dict.fromkeys(ids))
+        for start in range(0, len(unique), _IN_CHUNK):
+            chunk = unique[start : start + _IN_CHUNK]
+            rows = conn.execute(
+                select(ENTRIES.c.leaf_index, ENTRIES.c.entry_id, ENTRIES.c.leaf_hash).where(
+                    ENTRIES.c.entry_id.in_(chunk)
+                )
+            )
+            for leaf_index, entry_id, leaf_hash in rows:
+                found[entry_id] = Receipt(int(leaf_index), entry_id, bytes(leaf_hash))
+        return found
+
+    # -- reads -------------------------------------------------------------------------------
+
+    @staticmethod
+    def _size(conn: Connection) -> int:
+        value = conn.execute(select(func.max(ENTRIES.c.leaf_index))).scalar()
+        return 0 if value is None else int(value) + 1
+
+    def size(self) -> int:
+        """Number of leaves committed."""
+        with self._mapped_errors("reading the log size"), self.engine.connect() as conn:
+            return self._size(conn)
+
+    def entry(self, leaf_index: int) -> StoredEntry:
+        """The entry at ``leaf_index``."""
+        with self._mapped_errors("reading an entry"), self.engine.connect() as conn:
+            row = conn.execute(
+                select(ENTRIES.c.entry, ENTRIES.c.leaf_hash).where(
+                    ENTRIES.c.leaf_index == leaf_index
+                )
+            ).first()
+        if row is None:
+            raise NotFoundError(f"no entry at leaf index {leaf_index}")
+        return StoredEntry(leaf_index, json.loads(row[0]), bytes(row[1]))
+
+    def entry_by_id(self, entry_id: str) -> StoredEntry:
+        """The entry whose body ``id`` is ``entry_id``."""
+        with self._mapped_errors("reading an entry"), self.engine.connect() as conn:
+            row = conn.execute(
+                select(ENTRIES.c.leaf_index, ENTRIES.c.entry, ENTRIES.c.leaf_hash).where(
+                    ENTRIES.c.entry_id == entry_id
+                )
+            ).first()
+        if row is None:
+            raise NotFoundError(f"no entry with id {entry_id}")
+        return StoredEntry(int(row[0]), json.loads(row[1]), bytes(row[2]))
+
+    def raw_entries(
+        self,
+        start: int = 0,
+        stop: int | None = None,
+        *,
+        batch: int = 5_000,
+        filters: Mapping[str, str] | None = None,
+    ) -> Iterator[tuple[int, bytes, bytes, str]]:
+        """``(leaf_index, leaf data, stored leaf hash, entry id)`` in leaf order, paged."""
+        position = start
+        while stop is None or position < stop:
+            query = (
+                select(
+                    ENTRIES.c.leaf_index, ENTRIES.c.entry, ENTRIES.c.leaf_hash, ENTRIES.c.entry_id
+                )
+                .where(ENTRIES.c.leaf_index >= position)
+                .order_by(ENTRIES.c.leaf_index)
+                .limit(batch if stop is None else min(batch, stop - position))
+            )
+            for column, value in (filters or {}).items():
+                query = query.where(ENTRIES.c[column] == value)
+            with self._mapped_errors("reading entries"), self.engine.connect() as conn:
+                rows = conn.execute(query).all()
+            if not rows:
+                return
+            for leaf_index, data, stored_hash, entry_id in rows:
+                yield int(leaf_index), bytes(data), bytes(stored_hash), entry_id
+            position = int(rows[-1][0]) + 1
+
+    def entries(
+        self, start: int = 0, stop: int | None = None, filters: Mapping[str, str] | None = None
+    ) -> Iterator[StoredEntry]:
+        """Parsed entries in leaf order, optionally filtered on indexed columns."""
+        for leaf_index, data, stored_hash, _ in self.raw_entries(start, stop, filters=filters):
+            yield StoredEntry(leaf_index, json.loads(data), stored_hash)
+
+    def raw_hashes(self, start: int = 0, *, batch: int = 20_000) -> Iterator[tuple[int, bytes]]:
+        """Every stored hash ``(idx, hash)`` in index order, paged."""
+        position = start
+        while True:
+            with self._mapped_errors("reading stored hashes"), self.engine.connect() as conn:
+                rows = conn.execute(
+                    select(HASHES.c.idx, HASHES.c.hash)
+                    .where(HASHES.c.idx >= position)
+                    .order_by(HASHES.c.idx)
+                    .limit(batch)
+                ).all()
+            if not rows:
+                return
+            for idx, value in rows:
+                yield int(idx), bytes(value)
+            position = int(rows[-1][0]) + 1
+
+    def _read_hashes(self, conn: Connection, indexes: Sequence[int]) -> list[bytes]:
+        found: dict[int, bytes] = {}
+        for start in range(0, len(indexes), _IN_CHUNK):
+            chunk = indexes[start : start + _IN_CHUNK]
+            for idx, value in conn.execute(
+                select(HASHES.c.idx, HASHES.c.hash).where(HASHES.c.idx.in_(chunk))
+            ):
+                found[int(idx)] = bytes(value)
+        missing = [i for i in indexes if i not in found]
+        if missing:
+            level, first, end = tree.subtree_range(missing[0])
+            raise StoreError(
+                f"stored hash {missing[0]} (level {level}, leaves {first}..{end - 1}) is missing"
+            )
+        return [found[i] for i in indexes]
+
+    def _with_hashes(self, compute: Callable[[tree.HashReader], Any]) -> Any:
+        """Run a tree computation with the stored hashes it needs, read in one query."""
+        needed = tree.plan(compute)
+        with self._mapped_errors("reading stored hashes"), self.engine.connect() as conn:
+            values = dict(zip(needed, self._read_hashes(conn, needed), strict=True))
+        return compute(lambda indexes: [values[i] for i in indexes])
+
+    def _check_size(self, size: int, what: str) -> None:
+        current = self.size()
+        if size > current:
+            raise InputError(f"{what} {size} is larger than the log ({current} entries)")
+
+    def root(self, size: int | None = None) -> bytes:
+        """Root hash at ``size`` (default: now)."""
+        if size is None:
+            size = self.size()
+        if size < 0:
+            raise InputError("tree size must not be negative")
+        self._check_size(size, "tree size")
+        return cast(bytes, self._with_hashes(lambda read: tree.root(size, read)))
+
+    def inclusion_proof(self, leaf_index: int, size: int) -> list[bytes]:
+        """RFC 9162 inclusion proof of ``leaf_index`` in the tree of ``size`` leaves."""
+        if not 0 <= leaf_index < size:
+            raise InputError(f"leaf {leaf_index} is not in a tree of size {size}")
+        self._check_size(size, "tree size")
+        return cast(
+            list[bytes],
+            self._with_hashes(lambda read: tree.inclusion_proof(leaf_index, size, read)),
+        )
+
+    def consistency_proof(self, first: int, second: int) -> list[bytes]:
+        """RFC 9162 consistency proof from tree size ``first`` to ``second``."""
+        if not 0 <= first <= second:
+            raise InputError(f"no consistency proof from size {first} to size {second}")
+        self._check_size(second, "tree size")
+        return cast(
+            list[bytes],
+            self._with_hashes(lambda read: tree.consistency_proof(first, second, read)),
+        )
+
+    # -- checkpoints -------------------------------------------------------------------------
+
+    def checkpoints(self) -> list[CheckpointRecord]:
+        """Every checkpoint the log signed, oldest first."""
+        with self._mapped_errors("reading checkpoints"), self.engine.connect() as conn:
+            rows = conn.execute(select(CHECKPOINTS).order_by(CHECKPOINTS.c.seq)).all()
+        return [_checkpoint(row) for row in rows]
+
+    def latest_checkpoint(self) -> CheckpointRecord | None:
+        """The newest checkpoint, or None."""
+        with self._mapped_errors("reading checkpoints"), self.engine.connect() as conn:
+            row = conn.execute(
+                select(CHECKPOINTS).order_by(CHECKPOINTS.c.seq.desc()).limit(1)
+            ).first()
+        return None if row is None else _checkpoint(row)
+
+    def add_checkpoint(self, sign: Callable[[int, bytes], str]) -> CheckpointRecord:
+        """Sign the current tree head with ``sign(size, root) -> note`` and store it.
+
+        Runs under the append lock, so no entry lands between reading the head and storing the
+        note. Refuses (ConsistencyError) to sign a head that is not an extension of the last
+        checkpoint: a log that shrank or whose stored hashes were rewritten never gets a second,
+        inconsistent signature. When the log did not grow, the latest checkpoint is returned.
+        """
+        with self._lock, self._mapped_errors("signing a checkpoint"):
+            with write_transaction(self.engine) as conn:
+                frontier = self._current_frontier(conn)
+                size, root_hash = frontier.size, frontier.root()
+                last = conn.execute(
+                    select(CHECKPOINTS).order_by(CHECKPOINTS.c.seq.desc()).limit(1)
+                ).first()
+                previous = None if last is None else _checkpoint(last)
+                if previous is not None:
+                    if previous.tree_size == size and previous.root_hash == root_hash:
+                        return previous
+                    self._check_extends(conn, previous, size, root_hash)
+                record = CheckpointRecord(
+                    seq=0 if previous is None else previous.seq + 1,
+                    tree_size=size,
+                    root_hash=root_hash,
+                    note=sign(size, root_hash),
+                    signed_at=datetime.now(UTC),
+                )
+                conn.execute(
+                    insert(CHECKPOINTS),
+                    [
+                        {
+                            "seq": record.seq,
+                            "tree_size": record.tree_size,
+                            "root_hash": record.root_hash,
+                            "note": record.note,
+                            "signed_at": record.signed_at,
+                        }
+                    ],
+                )
+        return record
+
+    def _check_extends(
+        self, conn: Connection, previous: CheckpointRecord, size: int, root_hash: bytes
+    ) -> None:
+        if size < previous.tree_size:
+            raise ConsistencyError(
+                f"refusing to sign: the log has {size} entries but checkpoint {previous.seq} "
+                f"already covers {previous.tree_size}"
+            )
+
+        def compute(read: tree.HashReader) -> list[bytes]:
+            return tree.consistency_proof(previous.tree_size, size, read)
+
+        needed = tree.plan(compute)
+        values = dict(zip(needed, self._read_hashes(conn, needed), strict=True))
+        proof = compute(lambda indexes: [values[i] for i in indexes])
+        try:
+            verify_consistency(previous.tree_size, size, proof, previous.root_hash, root_hash)
+        except ConsistencyError as exc:
+            raise ConsistencyError(
+                f"refusing to sign: the log at size {size} is not consistent with checkpoint "
+                f"{previous.seq} (size {previous.tree_size}): {exc}"
+            ) from exc
+
+    # -- keys and meta -----------------------------------------------------------------------
+
+    def keys(self) -> list[KeyRecord]:
+        """Every public key the ledger has registered, oldest first."""
+        with self._mapped_errors("reading keys"), self.engine.connect() as conn:
+            rows = conn.execute(select(KEYS).order_by(KEYS.c.seq)).all()
+        return [
+            KeyRecord(
+                int(r.seq), r.kind, r.key_id, r.name, bytes(r.public_key), _aware(r.created_at)
+            )
+            for r in rows
+        ]
+
+    def register_key(self, kind: str, key_id: str, name: str, public_key: bytes) -> bool:
+        """Make this key the active one of ``kind`` unless it already is; True if added."""
+        with self._lock, self._mapped_errors("registering a key"):
+            with write_transaction(self.engine) as conn:
+                latest = conn.execute(
+                    select(KEYS.c.key_id, KEYS.c.name)
+                    .where(KEYS.c.kind == kind)
+                    .order_by(KEYS.c.seq.desc())
+                    .limit(1)
+                ).first()
+                if latest is not None and latest[0] == key_id and latest[1] == name:
+                    return False
+                seq = conn.execute(select(func.max(KEYS.c.seq))).scalar()
+                conn.execute(
+                    insert(KEYS),
+                    [
+                        {
+                            "seq": 0 if seq is None else int(seq) + 1,
+                            "kind": kind,
+                            "key_id": key_id,
+                            "name": name,
+                            "public_key": public_key,
+                            "created_at": datetime.now(UTC),
+                        }
+                    ],
+                )
+        return True
+
+    def meta(self) -> dict[str, str]:
+        """The facts fixed when the ledger was created."""
+        with self._mapped_errors("reading ledger metadata"), self.engine.connect() as conn:
+            rows = conn.execute(select(META.c.name, META.c.value)).all()
+        return {str(name): str(value) for name, value in rows}
+
+
+def _aware(moment: datetime) -> datetime:
+    # SQLite hands back naive datetimes; every timestamp the ledger writes is UTC.
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _checkpoint(row: Any) -> CheckpointRecord:
+    return CheckpointRecord(
+        int(row.seq), int(row.tree_size), bytes(row.root_hash), row.note, _aware(row.signed_at)
+    )
+
+
+def _first_line(exc: DBAPIError) -> str:
+    orig = exc.orig if exc.orig is not None else exc
+    return (str(orig).strip().splitlines() or [type(orig).__name__])[0]

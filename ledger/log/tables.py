@@ -1,0 +1,82 @@
+"""SQL tables of the ledger (SQLModel). The schema is created only by the Alembic migrations.
+
+Invariants:
+
+* Every table here is append-only: the migration installs triggers that abort any UPDATE or
+  DELETE (and TRUNCATE on PostgreSQL). The store offers no way to change a row.
+* ``entries.leaf_index`` runs 0..n-1 without gaps; ``entries.entry`` holds the exact leaf data
+  (RFC 8785 bytes of the signed entry) and ``leaf_hash`` = SHA-256(0x00 || entry).
+* ``tree_hashes.idx`` runs 0..stored_count(n)-1 (see :mod:`ledger.crypto.tree`).
+* The active key of a kind is the row with the highest ``seq`` of that kind; earlier rows are
+  retired keys that still verify old signatures.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, Column, DateTime, LargeBinary
+from sqlmodel import Field, SQLModel
+
+__all__ = ["Checkpoint", "Entry", "Key", "Meta", "TreeHash"]
+
+
+class Entry(SQLModel, table=True):
+    """One signed entry, i.e. one leaf of the Merkle log."""
+
+    __tablename__ = "entries"
+
+    leaf_index: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    entry_id: str = Field(max_length=64, unique=True, nullable=False)
+    leaf_hash: bytes = Field(sa_column=Column(LargeBinary(32), nullable=False))
+    entry: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    key_id: str = Field(max_length=64, nullable=False)
+    recorded_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    provider: str | None = Field(default=None, max_length=64, index=True)
+    request_model: str | None = Field(default=None, max_length=256)
+    dataset: str | None = Field(default=None, max_length=256, index=True)
+    purpose: str | None = Field(default=None, max_length=64)
+    account: str | None = Field(default=None, max_length=64)
+
+
+class TreeHash(SQLModel, table=True):
+    """The hash of one complete aligned subtree, numbered as in :func:`stored_index`."""
+
+    __tablename__ = "tree_hashes"
+
+    idx: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    hash: bytes = Field(sa_column=Column(LargeBinary(32), nullable=False))
+
+
+class Checkpoint(SQLModel, table=True):
+    """A signed C2SP checkpoint the log issued."""
+
+    __tablename__ = "checkpoints"
+
+    seq: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    tree_size: int = Field(sa_column=Column(BigInteger, nullable=False))
+    root_hash: bytes = Field(sa_column=Column(LargeBinary(32), nullable=False))
+    note: str = Field(nullable=False)
+    signed_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+
+
+class Key(SQLModel, table=True):
+    """A public key the ledger has used: ``recorder`` keys sign entries, ``log`` keys notes."""
+
+    __tablename__ = "keys"
+
+    seq: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    kind: str = Field(max_length=16, nullable=False)
+    key_id: str = Field(max_length=64, nullable=False, index=True)
+    name: str = Field(max_length=256, nullable=False)
+    public_key: bytes = Field(sa_column=Column(LargeBinary(32), nullable=False))
+    created_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+
+
+class Meta(SQLModel, table=True):
+    """Facts fixed when the ledger was created (its install id)."""
+
+    __tablename__ = "ledger_meta"
+
+    name: str = Field(primary_key=True, max_length=64)
+    value: str = Field(nullable=False, max_length=256)

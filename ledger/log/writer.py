@@ -1,0 +1,151 @@
+"""The background group-commit writer.
+
+Callers that do not wait (the recorder's async durability) hand bodies to :meth:`Writer.submit`
+and get a ``Future``. One daemon thread drains the queue: it takes everything waiting (up to
+``batch_size``), signs each body, and appends the batch in one transaction, so the cost of a
+commit (and of SQLite's fsync) is shared by every entry in it.
+
+Invariants:
+
+* A future completes only after its entry is committed (result: the receipt) or definitely not
+  committed (exception: the reason). A failed batch fails every future in it; the entries are
+  not half-written (one transaction), so the caller may retry or spool them.
+* A body that cannot be signed (not a JSON object, bad id) fails only its own future.
+* :meth:`flush` returns when everything submitted before the call has completed.
+* After each commit the ``after_commit`` hook runs in the writer thread (the ledger uses it to
+  sign checkpoints every N entries); when the queue is idle the hook also runs every
+  ``idle_tick`` seconds so time-based checkpoints happen without new entries.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import deque
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future
+from typing import Any
+
+from ledger.crypto.keys import SigningKey
+from ledger.errors import LedgerError, StoreError
+from ledger.log.records import PreparedEntry, Receipt, prepare_entry
+from ledger.log.store import LogStore
+
+__all__ = ["Writer"]
+
+log = logging.getLogger(__name__)
+
+
+class Writer:
+    """One thread that signs and group-commits submitted entry bodies."""
+
+    def __init__(
+        self,
+        store: LogStore,
+        signer: Callable[[], SigningKey],
+        *,
+        batch_size: int,
+        after_commit: Callable[[], None] | None = None,
+        idle_tick: float | None = None,
+    ) -> None:
+        self._store = store
+        self._signer = signer
+        self._batch_size = batch_size
+        self._after_commit = after_commit
+        self._idle_tick = idle_tick
+        self._queue: deque[tuple[Mapping[str, Any], Future[Receipt]]] = deque()
+        self._cond = threading.Condition()
+        self._pending = 0
+        self._closed = False
+        self._thread: threading.Thread | None = None
+
+    def submit(self, body: Mapping[str, Any]) -> Future[Receipt]:
+        """Queue ``body`` for signing and commit; return at once."""
+        future: Future[Receipt] = Future()
+        with self._cond:
+            if self._closed:
+                raise StoreError("the ledger is closed")
+            self._queue.append((body, future))
+            self._pending += 1
+            if self._thread is None:
+                self._start()
+            self._cond.notify_all()
+        return future
+
+    def _start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="ledger-writer", daemon=True)
+        self._thread.start()
+
+    def start_ticking(self) -> None:
+        """Start the thread now (it otherwise starts with the first submission)."""
+        with self._cond:
+            if self._thread is None and not self._closed:
+                self._start()
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until everything submitted so far has completed; False on timeout."""
+        with self._cond:
+            return self._cond.wait_for(lambda: self._pending == 0, timeout)
+
+    def close(self, timeout: float | None = None) -> None:
+        """Finish the queue, then stop the thread."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+            thread = self._thread
+        if thread is not None:
+            thread.join(timeout)
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._queue and not self._closed:
+                    if not self._cond.wait(self._idle_tick) and self._idle_tick is not None:
+                        break
+                if not self._queue and self._closed:
+                    return
+                batch = [
+                    self._queue.popleft() for _ in range(min(self._batch_size, len(self._queue)))
+                ]
+            if batch:
+                self._commit(batch)
+            if self._after_commit is not None:
+                try:
+                    self._after_commit()
+                except LedgerError as exc:
+                    log.warning("ledger: automatic checkpoint failed: %s", exc)
+            if batch:
+                # Only now, so that flush() also covers the checkpoint this batch triggered.
+                with self._cond:
+                    self._pending -= len(batch)
+                    self._cond.notify_all()
+
+    def _commit(self, batch: list[tuple[Mapping[str, Any], Future[Receipt]]]) -> None:
+        signer = self._signer()
+        prepared: list[PreparedEntry] = []
+        waiting: list[Future[Receipt]] = []
+        for body, future in batch:
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                prepared.append(prepare_entry(body, signer))
+            except LedgerError as exc:
+                future.set_exception(exc)
+                continue
+            waiting.append(future)
+        if not prepared:
+            return
+        try:
+            receipts = self._store.append(prepared)
+        except LedgerError as exc:
+            for future in waiting:
+                future.set_exception(exc)
+            return
+        except Exception as exc:  # a writer thread must never die silently
+            log.exception("ledger: unexpected error while appending")
+            error = StoreError(f"unexpected error while appending: {exc!r}")
+            for future in waiting:
+                future.set_exception(error)
+            return
+        for future, receipt in zip(waiting, receipts, strict=True):
+            future.set_result(receipt)

@@ -1,0 +1,174 @@
+"""With the triggers dropped, every kind of tampering makes `ledger verify` exit 1 and name it."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Connection, text
+from typer.testing import CliRunner
+
+from ledger._ledger import Ledger
+from ledger.cli import app
+from ledger.crypto.keys import SigningKey
+from ledger.crypto.note import Checkpoint, NoteSigner, sign_checkpoint
+from ledger.crypto.tree import stored_index
+from tests.conftest import LedgerFactory
+from tests.log.test_store_contract import body, drop_triggers
+
+runner = CliRunner()
+
+
+def verify_cli(lg: Ledger, *extra: str) -> tuple[int, str]:
+    url = str(lg.store.engine.url.render_as_string(hide_password=False))
+    result = runner.invoke(app, ["--home", str(lg.home), "--db", url, "verify", *extra])
+    return result.exit_code, result.stderr + result.stdout
+
+
+@pytest.fixture
+def tampered(make_ledger: LedgerFactory) -> Callable[[str, dict[str, object]], tuple[int, str]]:
+    """Build a 12-entry ledger with checkpoints at 6 and 12, tamper with it, run verify."""
+
+    def run(statement: str, params: dict[str, object]) -> tuple[int, str]:
+        lg = make_ledger()
+        lg.append_many([body(i) for i in range(6)])
+        lg.checkpoint()
+        lg.append_many([body(i) for i in range(6, 12)])
+        lg.checkpoint()
+        assert verify_cli(lg)[0] == 0
+        drop_triggers(lg)
+        with lg.store.engine.begin() as conn:
+            for part in statement.split(";"):
+                conn.execute(text(part), params)
+        lg.close()
+        return verify_cli(lg)
+
+    return run
+
+
+def entry_bytes(conn: Connection, leaf: int) -> bytes:
+    return bytes(
+        conn.execute(text(f"SELECT entry FROM entries WHERE leaf_index = {leaf}")).scalar()
+    )
+
+
+def test_untouched_ledger_verifies(make_ledger: LedgerFactory) -> None:
+    lg = make_ledger()
+    lg.append_many([body(i) for i in range(20)])
+    lg.checkpoint()
+    code, out = verify_cli(lg, "--json")
+    assert code == 0
+    assert json.loads(out)["entries"] == 20
+
+
+def test_modified_body(make_ledger: LedgerFactory) -> None:
+    lg = make_ledger()
+    lg.append_many([body(i) for i in range(10)])
+    lg.checkpoint()
+    drop_triggers(lg)
+    with lg.store.engine.begin() as conn:
+        data = entry_bytes(conn, 4).replace(b'"request_model":"m-4"', b'"request_model":"m-X"')
+        conn.execute(text("UPDATE entries SET entry = :e WHERE leaf_index = 4"), {"e": data})
+    code, out = verify_cli(lg)
+    assert code == 1
+    assert "leaf 4:" in out
+
+
+def test_modified_signature(make_ledger: LedgerFactory) -> None:
+    lg = make_ledger()
+    lg.append_many([body(i) for i in range(10)])
+    drop_triggers(lg)
+    with lg.store.engine.begin() as conn:
+        signed = json.loads(entry_bytes(conn, 7))
+        other = SigningKey.generate()
+        import base64
+
+        from ledger.crypto.canonical import canonical_json
+        from ledger.crypto.merkle import leaf_hash
+
+        signed["sig"] = base64.b64encode(other.sign(canonical_json(signed["body"]))).decode()
+        data = canonical_json(signed)
+        # The attacker even fixes the leaf hash column: the signature still gives it away.
+        conn.execute(
+            text("UPDATE entries SET entry = :e, leaf_hash = :h WHERE leaf_index = 7"),
+            {"e": data, "h": leaf_hash(data)},
+        )
+    code, out = verify_cli(lg)
+    assert code == 1
+    assert "leaf 7: signature does not verify" in out
+
+
+def test_modified_stored_hash(tampered: Callable[..., tuple[int, str]]) -> None:
+    code, out = tampered(
+        "UPDATE tree_hashes SET hash = :h WHERE idx = :i",
+        {"h": b"\x01" * 32, "i": stored_index(0, 9)},
+    )
+    assert code == 1
+    assert "leaf 9: stored subtree hash" in out
+
+
+def test_deleted_entry(tampered: Callable[..., tuple[int, str]]) -> None:
+    code, out = tampered("DELETE FROM entries WHERE leaf_index = 5", {})
+    assert code == 1
+    assert "leaf 5: leaf 5 is missing" in out
+
+
+def test_swapped_entries(tampered: Callable[..., tuple[int, str]]) -> None:
+    # Swap whole rows 2 and 8 (entry, its id and its leaf hash move together).
+    code, out = tampered(
+        "UPDATE entries SET leaf_index = -1 WHERE leaf_index = 2;"
+        "UPDATE entries SET leaf_index = 2 WHERE leaf_index = 8;"
+        "UPDATE entries SET leaf_index = 8 WHERE leaf_index = -1",
+        {},
+    )
+    assert code == 1
+    assert "leaf 2:" in out
+
+
+def test_truncated_tail(tampered: Callable[..., tuple[int, str]]) -> None:
+    code, out = tampered(
+        "DELETE FROM entries WHERE leaf_index >= 9; DELETE FROM tree_hashes WHERE idx >= :i",
+        {"i": stored_index(0, 9)},
+    )
+    assert code == 1
+    assert "checkpoint 1: size 12 is beyond the log's 9 entries" in out
+
+
+def test_replaced_checkpoint(tampered: Callable[..., tuple[int, str]], tmp_path: Path) -> None:
+    forged = sign_checkpoint(
+        Checkpoint("ledger.local/forged", 6, b"\x02" * 32),
+        NoteSigner("ledger.local/forged", SigningKey.generate()),
+    )
+    code, out = tampered("UPDATE checkpoints SET note = :n WHERE seq = 0", {"n": forged})
+    assert code == 1
+    assert "checkpoint 0: signed note does not verify" in out
+
+
+def test_rollback_and_fork_caught_by_auditor_checkpoint(
+    make_ledger: LedgerFactory, tmp_path: Path
+) -> None:
+    lg = make_ledger()
+    lg.append_many([body(i) for i in range(10)])
+    auditor_copy = tmp_path / "auditor.checkpoint"
+    auditor_copy.write_text(lg.checkpoint().note)
+    # The operator rewrites history with the log's own keys: drop everything from leaf 6 on,
+    # checkpoints included, and append different entries. The log is internally consistent.
+    drop_triggers(lg)
+    with lg.store.engine.begin() as conn:
+        conn.execute(text("DELETE FROM entries WHERE leaf_index >= 6"))
+        conn.execute(text("DELETE FROM tree_hashes WHERE idx >= :i"), {"i": stored_index(0, 6)})
+        conn.execute(text("DELETE FROM checkpoints"))
+    lg.close()
+    lg = make_ledger()
+    lg.append_many([body(100 + i) for i in range(3)])
+    lg.checkpoint()
+    assert verify_cli(lg)[0] == 0
+    code, out = verify_cli(lg, "--checkpoint", str(auditor_copy))
+    assert code == 1
+    assert "auditor checkpoint 0 (size 10) is beyond the log's 9 entries" in out
+    lg.append_many([body(200 + i) for i in range(5)])
+    code, out = verify_cli(lg, "--checkpoint", str(auditor_copy))
+    assert code == 1
+    assert "the log was forked" in out
