@@ -57,29 +57,39 @@ def _fast_path_ok(value: object) -> bool:
       keys) take the slow path.
     - Arrays are lists only (``rfc8785`` also takes tuples; they take the slow path).
     """
-    if value is None or type(value) is str or type(value) is bool:
-        return True
-    if type(value) is int:
-        return _INT_MIN <= value <= _INT_MAX
-    if type(value) is float:
-        # RFC 8785 3.2.2.3 writes numbers as ECMAScript's Number::toString: the shortest digits
-        # that round-trip, in plain notation for 1e-6 <= |x| < 1e21. CPython's float repr picks
-        # the same shortest digits and uses plain notation for 1e-4 <= |x| < 1e16, so inside that
-        # range the two agree, except that repr writes integral values as "5.0" (JCS: "5").
-        # Durations like 12.345 ms are the floats the ledger writes, and they stay fast.
-        return _FLOAT_PLAIN_MIN <= abs(value) < _FLOAT_PLAIN_MAX and not value.is_integer()
-    if type(value) is list:
-        return all(_fast_path_ok(item) for item in value)
-    if type(value) is dict:
-        for key, item in value.items():
-            if type(key) is not str:
+    # One iterative walk (no recursion, strings and literals settled inline): this check runs
+    # for every entry the ledger signs, so it is kept to a few type comparisons per node.
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        kind = type(item)
+        if kind is dict:
+            for key, member in item.items():  # type: ignore[attr-defined]
+                if type(key) is not str or (not key.isascii() and max(key) > _BMP_MAX):
+                    return False
+                member_kind = type(member)
+                if member_kind is str or member is None or member_kind is bool:
+                    continue
+                stack.append(member)
+        elif kind is list:
+            stack.extend(item)  # type: ignore[arg-type]
+        elif kind is str or item is None or kind is bool:
+            continue
+        elif kind is int:
+            if not _INT_MIN <= item <= _INT_MAX:  # type: ignore[operator]
                 return False
-            if not key.isascii() and max(key) > _BMP_MAX:
+        elif kind is float:
+            # RFC 8785 3.2.2.3 writes numbers as ECMAScript's Number::toString: the shortest
+            # digits that round-trip, in plain notation for 1e-6 <= |x| < 1e21. CPython's float
+            # repr picks the same shortest digits and uses plain notation for 1e-4 <= |x| < 1e16,
+            # so inside that range the two agree, except that repr writes integral values as
+            # "5.0" (JCS: "5"). Durations like 12.345 ms are the floats the ledger writes.
+            number: float = item  # type: ignore[assignment]
+            if not (_FLOAT_PLAIN_MIN <= abs(number) < _FLOAT_PLAIN_MAX) or number.is_integer():
                 return False
-            if not _fast_path_ok(item):
-                return False
-        return True
-    return False
+        else:
+            return False
+    return True
 
 
 def _fast_canonical_json(value: object) -> bytes | None:
