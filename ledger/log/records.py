@@ -26,12 +26,14 @@ from ledger.errors import InputError
 
 __all__ = [
     "ENTRY_VERSION",
+    "INDEXED_COLUMNS",
     "PreparedEntry",
     "Receipt",
     "StoredEntry",
     "format_timestamp",
     "parse_timestamp",
     "prepare_entry",
+    "signed_entry_bytes",
     "uuid7",
 ]
 
@@ -117,10 +119,11 @@ class PreparedEntry:
     leaf_hash: bytes
     key_id: str
     recorded_at: datetime
-    columns: Mapping[str, str | None]
+    columns: tuple[str | None, ...]  # values of INDEXED_COLUMNS
 
 
-_INDEXED = ("provider", "request_model", "dataset", "purpose", "account")
+# Body fields copied into indexed columns of the entries table, in column order.
+INDEXED_COLUMNS = ("provider", "request_model", "dataset", "purpose", "account")
 
 
 def prepare_entry(body: Mapping[str, Any], signer: SigningKey) -> PreparedEntry:
@@ -146,27 +149,30 @@ def prepare_entry(body: Mapping[str, Any], signer: SigningKey) -> PreparedEntry:
     if not isinstance(entry_id, str) or not 0 < len(entry_id) <= 64:
         raise InputError("an entry id must be a non-empty string of at most 64 characters")
     body_bytes = canonical_json(full)
-    signed = {
-        "body": full,
-        "key_id": signer.key_id,
-        "sig": base64.b64encode(signer.sign(body_bytes)).decode("ascii"),
-    }
-    # RFC 8785 sorts "body" < "key_id" < "sig" and writes a member value exactly as it would
-    # stand alone, so the leaf data can reuse the body's canonical bytes instead of encoding
-    # the body twice (a test checks this equals canonical_json(signed)).
-    data = b"".join(
+    sig = base64.b64encode(signer.sign(body_bytes)).decode("ascii")
+    data = signed_entry_bytes(body_bytes, signer.key_id, sig)
+    columns = tuple(_column(full.get(name)) for name in INDEXED_COLUMNS)
+    return PreparedEntry(entry_id, data, leaf_hash(data), signer.key_id, recorded, columns)
+
+
+def signed_entry_bytes(body_bytes: bytes, key_id: str, sig: str) -> bytes:
+    """RFC 8785 bytes of ``{"body": ..., "key_id": key_id, "sig": sig}`` from the body's bytes.
+
+    RFC 8785 sorts "body" < "key_id" < "sig" and writes a member value exactly as it would
+    stand alone, so the leaf data can reuse the body's canonical bytes instead of encoding the
+    body twice (a test checks this equals ``canonical_json`` of the whole object).
+    """
+    return b"".join(
         (
             b'{"body":',
             body_bytes,
             b',"key_id":',
-            canonical_json(signed["key_id"]),
+            canonical_json(key_id),
             b',"sig":',
-            canonical_json(signed["sig"]),
+            canonical_json(sig),
             b"}",
         )
     )
-    columns = {name: _column(full.get(name)) for name in _INDEXED}
-    return PreparedEntry(entry_id, data, leaf_hash(data), signer.key_id, recorded, columns)
 
 
 def _column(value: object) -> str | None:

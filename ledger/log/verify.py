@@ -41,6 +41,7 @@ from ledger.crypto.merkle import leaf_hash, verify_consistency
 from ledger.crypto.note import Checkpoint, NoteVerifier, verifier_key_string, verify_checkpoint
 from ledger.crypto.tree import TreeFrontier
 from ledger.errors import LedgerError
+from ledger.log.records import signed_entry_bytes
 from ledger.log.store import CheckpointRecord, LogStore
 
 __all__ = ["Problem", "VerifyReport", "verify_log"]
@@ -139,20 +140,22 @@ def _check_entry(data: bytes, entry_id: str) -> str | None:
     body = signed["body"]
     if not isinstance(body, dict):
         return "entry body is not a JSON object"
+    key_id, sig = signed["key_id"], signed["sig"]
+    if not isinstance(key_id, str) or not isinstance(sig, str):
+        return "entry key_id and sig must be strings"
     try:
         body_bytes = canonical_json(body)
-        canonical = canonical_json(signed)
     except LedgerError as exc:
         return f"entry cannot be canonicalized: {exc}"
-    if canonical != data:
+    if signed_entry_bytes(body_bytes, key_id, sig) != data:
         return "entry bytes are not in RFC 8785 canonical form"
     if body.get("id") != entry_id:
         return f"body id {body.get('id')!r} does not match the indexed entry id {entry_id!r}"
-    key = _worker_keys.get(signed["key_id"]) if isinstance(signed["key_id"], str) else None
+    key = _worker_keys.get(key_id)
     if key is None:
-        return f"signed by unknown recorder key {signed['key_id']!r}"
+        return f"signed by unknown recorder key {key_id!r}"
     try:
-        signature = base64.b64decode(signed["sig"], validate=True)
+        signature = base64.b64decode(sig, validate=True)
     except (binascii.Error, TypeError, ValueError):
         return "signature is not base64"
     if not key.is_valid(signature, body_bytes):

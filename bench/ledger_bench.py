@@ -1,0 +1,219 @@
+"""Ledger core benchmark: signed appends, proofs and verify, on SQLite and PostgreSQL.
+
+Prints, in one run and side by side:
+- raw Ed25519 sign rate (one core) and verify rate (one core and all cores);
+- sustained signed appends through the group-commit writer (``submit``), entries/s, and the
+  ratio to the raw signing rate;
+- median inclusion and consistency proof time at the full size (default 1,000,000 entries);
+- ``verify`` of the whole log, entries/s, and the ratio to the raw all-core verify rate.
+
+Usage:
+    python bench/ledger_bench.py [--entries 1000000] [--backends sqlite,postgres]
+        [--postgres-url postgresql+psycopg://postgres@127.0.0.1:5432/test]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import secrets
+import statistics
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from sqlalchemy import create_engine, text
+
+from ledger._ledger import Ledger
+from ledger.crypto.canonical import canonical_json
+from ledger.crypto.keys import SigningKey, VerifyingKey
+from ledger.log.records import format_timestamp, uuid7
+from ledger.settings import Settings
+
+
+def sample_body(n: int) -> dict[str, Any]:
+    """A body shaped like the recorder's (about 1 KB signed)."""
+    from datetime import UTC, datetime
+
+    return {
+        "id": uuid7(),
+        "started_at": format_timestamp(datetime.now(UTC)),
+        "duration_ms": 412.337 + n % 97,
+        "provider": "openai",
+        "operation": "chat",
+        "endpoint": {"scheme": "https", "host": "api.openai.com", "port": 443,
+                     "path": "/v1/chat/completions"},
+        "request_model": "gpt-4.1",
+        "response_model": "gpt-4.1-2025-04-14",
+        "response_id": f"chatcmpl-{n:024d}",
+        "provider_request_id": f"req_{n:032x}",
+        "account": "9f" * 32,
+        "org_headers": {"openai-organization": "org-abc", "openai-project": "proj_def"},
+        "client": {"user_agent": "OpenAI/Python 3.57.0",
+                   "headers": {"x-stainless-lang": "python",
+                               "x-stainless-package-version": "3.57.0"}},
+        "status": 200,
+        "outcome": "complete",
+        "stream": bool(n % 2),
+        "finish_reasons": ["stop"],
+        "usage": {"input_tokens": 812 + n % 13, "output_tokens": 233 + n % 31},
+        "output_modality": "text",
+        "request_sha256": "ab" * 32,
+        "response_sha256": "cd" * 32,
+        "content_encoding": None,
+        "output_sha256": ["ef" * 32],
+        "rate_limit": {"x-ratelimit-remaining-requests": "4999"},
+        "purpose": "train-model",
+        "dataset": "distill-v1",
+        "tags": ["bench"],
+    }  # fmt: skip
+
+
+# -- raw crypto rates ------------------------------------------------------------------------
+
+
+def _verify_many(args: tuple[bytes, list[tuple[bytes, bytes]]]) -> int:
+    raw, items = args
+    key = VerifyingKey.from_raw(raw)
+    return sum(key.is_valid(sig, msg) for sig, msg in items)
+
+
+def raw_rates(samples: int = 4_000) -> dict[str, float]:
+    key = SigningKey.generate()
+    messages = [canonical_json(sample_body(i)) for i in range(samples)]
+    started = time.perf_counter()
+    sigs = [key.sign(m) for m in messages]
+    sign_rate = samples / (time.perf_counter() - started)
+    pairs = list(zip(sigs, messages, strict=True))
+    raw = key.public_key.raw
+    started = time.perf_counter()
+    _verify_many((raw, pairs))
+    verify_one = samples / (time.perf_counter() - started)
+    cores = os.cpu_count() or 1
+    with ProcessPoolExecutor(cores, mp_context=get_context("spawn")) as pool:
+        list(pool.map(_verify_many, [(raw, pairs[:10])] * cores))  # start the workers
+        chunk = len(pairs) // (cores * 4)
+        jobs = [(raw, pairs[i : i + chunk]) for i in range(0, len(pairs), chunk)] * 4
+        started = time.perf_counter()
+        total = sum(pool.map(_verify_many, jobs))
+        verify_all = total / (time.perf_counter() - started)
+    return {"sign_1core": sign_rate, "verify_1core": verify_one, "verify_allcores": verify_all}
+
+
+# -- the ledger ------------------------------------------------------------------------------
+
+
+def fresh_postgres_url(base: str) -> tuple[str, str]:
+    schema = f"bench_{secrets.token_hex(4)}"
+    engine = create_engine(base, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text(f"CREATE SCHEMA {schema}"))
+    engine.dispose()
+    sep = "&" if "?" in base else "?"
+    return f"{base}{sep}options={quote(f'-csearch_path={schema}')}", schema
+
+
+def drop_postgres_schema(base: str, schema: str) -> None:
+    engine = create_engine(base, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+    engine.dispose()
+
+
+def bench_backend(name: str, url: str, home: Path, entries: int) -> dict[str, float]:
+    settings = Settings(
+        home=home, database_url=url, checkpoint_every=100_000, checkpoint_interval=0
+    )
+    results: dict[str, float] = {}
+    with Ledger.from_settings(settings) as lg:
+        # Sustained appends: producers submit as fast as they can; the writer group-commits.
+        # Bodies are made once; each submission only gets a fresh id (a recorder's per-call
+        # work is measured in bench/recorder.py, not here).
+        window = 20_000
+        templates = [sample_body(n) for n in range(window)]
+        started = time.perf_counter()
+        for start in range(0, entries, window):
+            for body in templates[: min(window, entries - start)]:
+                lg.submit({**body, "id": uuid7()})
+            if start and start % 200_000 == 0:
+                rate = start / (time.perf_counter() - started)
+                print(f"  {name}: {start:>9,} entries, {rate:,.0f}/s so far", flush=True)
+        lg.flush()
+        elapsed = time.perf_counter() - started
+        results["append_per_s"] = entries / elapsed
+        size = lg.size
+        assert size == entries, (size, entries)
+
+        rng = random.Random(7)
+        inclusion, consistency = [], []
+        for _ in range(500):
+            leaf = rng.randrange(size)
+            t0 = time.perf_counter()
+            lg.inclusion_proof(leaf, size)
+            inclusion.append(time.perf_counter() - t0)
+            first = rng.randrange(1, size)
+            t0 = time.perf_counter()
+            lg.consistency_proof(first, size)
+            consistency.append(time.perf_counter() - t0)
+        results["inclusion_ms"] = statistics.median(inclusion) * 1e3
+        results["consistency_ms"] = statistics.median(consistency) * 1e3
+        lg.checkpoint()
+        report = lg.verify()
+        assert report.ok, report.first_problem
+        results["verify_per_s"] = report.entries / report.seconds
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--entries", type=int, default=1_000_000)
+    parser.add_argument("--backends", default="sqlite,postgres")
+    parser.add_argument(
+        "--postgres-url",
+        default=os.environ.get(
+            "LEDGER_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+        ),
+    )
+    args = parser.parse_args()
+    print(f"cores: {os.cpu_count()}, entries per backend: {args.entries:,}")
+    raw = raw_rates()
+    print(
+        f"raw Ed25519: sign {raw['sign_1core']:,.0f}/s (1 core), verify "
+        f"{raw['verify_1core']:,.0f}/s (1 core), {raw['verify_allcores']:,.0f}/s (all cores)"
+    )
+    rows = []
+    for backend in args.backends.split(","):
+        with tempfile.TemporaryDirectory(prefix="ledger-bench-") as tmp:
+            home = Path(tmp)
+            schema = None
+            if backend == "sqlite":
+                url = f"sqlite:///{home / 'ledger.db'}"
+            else:
+                url, schema = fresh_postgres_url(args.postgres_url)
+            try:
+                r = bench_backend(backend, url, home, args.entries)
+            finally:
+                if schema:
+                    drop_postgres_schema(args.postgres_url, schema)
+        rows.append((backend, r))
+    print()
+    print(
+        f"{'backend':<10} {'appends/s':>10} {'/raw sign':>10} {'incl ms':>8} {'cons ms':>8} "
+        f"{'verify/s':>9} {'/raw verify':>11}"
+    )
+    for backend, r in rows:
+        print(
+            f"{backend:<10} {r['append_per_s']:>10,.0f} "
+            f"{r['append_per_s'] / raw['sign_1core']:>10.2f} "
+            f"{r['inclusion_ms']:>8.3f} {r['consistency_ms']:>8.3f} {r['verify_per_s']:>9,.0f} "
+            f"{r['verify_per_s'] / raw['verify_allcores']:>11.2f}"
+        )
+
+
+if __name__ == "__main__":
+    main()
