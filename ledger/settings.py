@@ -60,6 +60,24 @@ class Settings(BaseSettings):
         default="async", description="Whether a recorded call waits for its entry to commit."
     )
 
+    # --- conduct detectors (ledger audit conduct; owned by ledger/policy/conduct.py) ----------
+    conduct_config: Path | None = Field(
+        default=None,
+        description=(
+            "YAML file of conduct detector thresholds and 'official_hosts' overrides "
+            "(names and defaults in ledger.policy.conduct); default: the documented defaults."
+        ),
+    )
+
+    # --- policy engine (ledger policy ...; owned by ledger/policy/engine.py and facts.py) -----
+    facts_file: Path | None = Field(
+        default=None,
+        description=(
+            "Organization profile: a YAML mapping of declared facts (competes_with_provider, "
+            "student_kind, distributed, ...) used as defaults for every policy verdict."
+        ),
+    )
+
     def resolved_database_url(self) -> str:
         """The database URL to use: the configured one, or SQLite under ``home``."""
         if self.database_url:

@@ -1,0 +1,286 @@
+"""`ledger policy ...` commands: list, show, lint, export and check provider policies.
+
+Exit codes follow the CLI contract: 0 ok; ``lint`` exits 1 when a file fails; bad input (an
+unknown purpose, a bad date or fact, an unknown provider for ``show``) exits 2 with one line on
+stderr. ``check`` exits 0 whatever the verdict: it is a report, not a gate. Verdicts report
+what dated terms say, with their sources; they are not legal advice.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from ledger.cli._common import EXIT_CHECK_FAILED, current_settings, fail, handle_errors, print_json
+from ledger.errors import InputError
+from ledger.policy.engine import evaluate
+from ledger.policy.facts import CallFacts, DeclaredFacts, load_facts_file
+from ledger.policy.loader import PolicySet, default_policies, lint_paths, load_policies
+from ledger.policy.loader import version_digest as _digest
+from ledger.policy.odrl import export_odrl
+from ledger.policy.schema import PURPOSES, PolicyFile
+from ledger.policy.verdict import RuleRef, Verdict
+
+__all__ = ["app"]
+
+app = typer.Typer(help="Provider policies: list, show, lint, export, check.", no_args_is_help=True)
+
+DISCLAIMER = (
+    "This reports what the dated terms say, with their sources. It is not legal advice and "
+    "says nothing about what is lawful or enforceable."
+)
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
+PoliciesOpt = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--policies",
+        help="Policy file or folder to use instead of the shipped policies (repeatable).",
+    ),
+]
+
+
+def _policies(paths: list[Path] | None) -> PolicySet:
+    return load_policies(paths) if paths else default_policies()
+
+
+def _find(policies: PolicySet, name: str) -> list[PolicyFile]:
+    found = policies.get(name)
+    chosen = [found] if found is not None else policies.for_provider(name)
+    if not chosen:
+        raise InputError(f"no policy or provider named {name!r}")
+    return chosen
+
+
+@app.command("list")
+@handle_errors
+def list_policies(as_json: JsonOpt = False, policies: PoliciesOpt = None) -> None:
+    """List the policies: id, layer, providers and dated versions."""
+    rows: list[dict[str, Any]] = [
+        {
+            "id": p.id,
+            "title": p.title,
+            "layer": p.layer,
+            "providers": list(p.providers),
+            "versions": [
+                {
+                    "id": v.id,
+                    "effective_from": v.effective_from.isoformat(),
+                    "effective_until": v.effective_until.isoformat() if v.effective_until else None,
+                }
+                for v in p.versions
+            ],
+        }
+        for p in _policies(policies).policies
+    ]
+    if as_json:
+        print_json(rows)
+        return
+    for row in rows:
+        scope = ", ".join(row["providers"]) or "chosen by model id"
+        typer.echo(f"{row['id']:<18} {row['layer']:<12} {scope}")
+        for version in row["versions"]:
+            until = version["effective_until"] or "now"
+            typer.echo(f"    {version['id']:<46} {version['effective_from']} .. {until}")
+
+
+@app.command("show")
+@handle_errors
+def show(
+    provider: Annotated[str, typer.Argument(help="Policy id or provider slug.")],
+    as_json: JsonOpt = False,
+    policies: PoliciesOpt = None,
+) -> None:
+    """Show every version of a policy with its sources and rules."""
+    chosen = _find(_policies(policies), provider)
+    if as_json:
+        print_json(
+            [
+                p.model_dump(mode="json")
+                | {"version_sha256": {v.id: _digest(v) for v in p.versions}}
+                for p in chosen
+            ]
+        )
+        return
+    for policy in chosen:
+        typer.echo(f"{policy.id}: {policy.title} ({policy.layer}; set by {policy.assigner})")
+        for version in policy.versions:
+            until = version.effective_until or "now"
+            typer.echo(
+                f"\n  version {version.id}: {version.effective_from} .. {until} "
+                f"(date {version.date_basis}, confidence {version.date_confidence})"
+            )
+            if version.models:
+                typer.echo(f"    models: {', '.join(version.models)}")
+            for doc in version.documents:
+                mark = " UNVERIFIED" if doc.confidence in ("S", "U") else ""
+                typer.echo(f"    source {doc.id}: {doc.title} [{doc.confidence}{mark}] {doc.url}")
+            for rule in version.rules:
+                subject = (
+                    f"conduct {rule.conduct}" if rule.conduct else ", ".join(rule.purposes or [])
+                )
+                mark = " UNVERIFIED" if rule.confidence in ("S", "U") else ""
+                typer.echo(
+                    f"    - {rule.type} {rule.id} ({subject}) {rule.clause} "
+                    f"[{rule.confidence}{mark}]"
+                )
+                typer.echo(f"        {rule.paraphrase}")
+    typer.echo(f"\n{DISCLAIMER}")
+
+
+@app.command("lint")
+@handle_errors
+def lint(
+    paths: Annotated[
+        list[Path] | None,
+        typer.Argument(help="Policy files or folders (default: the shipped policies)."),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Validate policy files: schema, date ranges, cited sources, purposes and facts.
+
+    Exits 1 when any file fails, naming file and line for each problem.
+    """
+    files, problems = lint_paths(paths or None)
+    if as_json:
+        print_json(
+            {
+                "ok": not problems,
+                "files": [str(f) for f in files],
+                "problems": [
+                    {"file": p.file, "line": p.line, "message": p.message} for p in problems
+                ],
+            }
+        )
+    else:
+        for problem in problems:
+            typer.echo(str(problem), err=True)
+        status = "ok" if not problems else f"{len(problems)} problem(s)"
+        typer.echo(f"{len(files)} policy file(s) checked: {status}")
+    if problems:
+        raise typer.Exit(EXIT_CHECK_FAILED)
+
+
+@app.command("export")
+@handle_errors
+def export(
+    provider: Annotated[
+        str | None, typer.Argument(help="Policy id or provider slug (default: all).")
+    ] = None,
+    fmt: Annotated[str, typer.Option("--format", help="Export format: odrl.")] = "odrl",
+    policies: PoliciesOpt = None,
+) -> None:
+    """Export policy versions as W3C ODRL 2.2 JSON-LD (a JSON array of Offer policies)."""
+    if fmt != "odrl":
+        raise fail(f"unknown export format {fmt!r} (supported: odrl)")
+    print_json(export_odrl(_policies(policies), provider))
+
+
+def _parse_at(value: str | None) -> datetime:
+    if value is None:
+        return datetime.now(UTC)
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise InputError(f"--at {value!r} is not an ISO 8601 date or time") from None
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+
+
+@app.command("check")
+@handle_errors
+def check(
+    provider: Annotated[str, typer.Argument(help="Provider slug, e.g. openai or self-hosted.")],
+    model: Annotated[str, typer.Argument(help="Model id as sent or answered.")],
+    purpose: Annotated[str, typer.Option("--purpose", help=f"One of: {', '.join(PURPOSES)}.")],
+    at: Annotated[
+        str | None,
+        typer.Option("--at", help="Call time, ISO 8601 (UTC when no zone); default: now."),
+    ] = None,
+    fact: Annotated[
+        list[str] | None,
+        typer.Option("--fact", help="Declared fact key=value, overriding the profile (repeat)."),
+    ] = None,
+    facts_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--facts-file", help="Organization profile YAML (default: LEDGER_FACTS_FILE)."
+        ),
+    ] = None,
+    modality: Annotated[
+        str, typer.Option("--modality", help="Output modality: text, embedding, image, audio.")
+    ] = "text",
+    host: Annotated[str | None, typer.Option("--host", help="Endpoint host, if known.")] = None,
+    as_json: JsonOpt = False,
+    policies: PoliciesOpt = None,
+) -> None:
+    """Judge a call for a purpose under every layer of terms that applies.
+
+    Exits 0 whatever the verdict: the command is a report, not a gate (use --json and read
+    "verdict" to gate). Bad input exits 2. Not legal advice.
+    """
+    if purpose not in PURPOSES:
+        raise fail(f"unknown purpose {purpose!r} (known: {', '.join(PURPOSES)})")
+    if modality not in ("text", "embedding", "image", "audio"):
+        raise fail(f"unknown output modality {modality!r}")
+    when = _parse_at(at)
+    profile_path = facts_file or current_settings().facts_file
+    profile = load_facts_file(profile_path) if profile_path else DeclaredFacts()
+    declared = profile.merged(DeclaredFacts.parse_pairs(fact or []))
+    call = CallFacts.model_validate(
+        {
+            "provider": provider,
+            "model": model,
+            "at": when,
+            "host": host,
+            "output_modality": modality,
+        }
+    )
+    verdict = evaluate(call, purpose, declared, policies=_policies(policies))
+    if as_json:
+        print_json(verdict.to_dict() | {"disclaimer": DISCLAIMER})
+        return
+    _print_verdict(verdict)
+
+
+def _rule_lines(rule: RuleRef) -> list[str]:
+    mark = f"UNVERIFIED (confidence {rule.confidence}) " if not rule.verified else ""
+    return [
+        f"      {mark}{rule.clause} [{rule.confidence}]",
+        f"      {rule.source_url}",
+        f"      {rule.paraphrase}",
+    ]
+
+
+def _print_verdict(verdict: Verdict) -> None:
+    call: dict[str, Any] = dict(verdict.call)
+    typer.echo(
+        f"Verdict: {verdict.verdict.upper()} for purpose {verdict.purpose} "
+        f"({call.get('provider')} {call.get('model')} at {call.get('at')})"
+    )
+    typer.echo(DISCLAIMER)
+    for layer in verdict.layers:
+        picked = (
+            f"version {layer.version.version} (picked by {layer.version.selected_by})"
+            if layer.version
+            else "no version"
+        )
+        typer.echo(f"\n[{layer.layer}] {layer.policy}, {picked}: {layer.verdict}")
+        for reason in layer.reasons:
+            typer.echo(f"  - {reason.effect}: {reason.note}")
+            if reason.rule is not None:
+                typer.echo(f"      rule {reason.rule.rule_id}")
+                for line in _rule_lines(reason.rule):
+                    typer.echo(line)
+    if verdict.duties:
+        typer.echo("\nDuties:")
+        for duty in verdict.duties:
+            typer.echo(f"  - {duty.describe()} ({duty.rule_id})")
+    if verdict.missing_facts:
+        typer.echo(f"\nUndeclared facts needed: {', '.join(verdict.missing_facts)}")
+    if verdict.facts:
+        declared = ", ".join(f"{k}={v}" for k, v in sorted(verdict.facts.items()))
+        typer.echo(f"\nDeclared facts: {declared}")
+    typer.echo(f"Policy digest: {verdict.policy_digest}")

@@ -1,0 +1,44 @@
+"""Provider policies: dated, clause-cited terms and licences, and the engine that applies them.
+
+Invariants:
+
+- Policies are data (``policies/*.yaml``, validated by :mod:`ledger.policy.schema`); code never
+  hard-codes what a provider allows.
+- A verdict reports what dated terms say, with their sources. It is not legal advice and makes
+  no claim about what is lawful or enforceable.
+- Nothing unknown is ever reported as ``allowed`` (see :mod:`ledger.policy.engine`).
+
+Example:
+    >>> from datetime import UTC, datetime
+    >>> from ledger.policy import CallFacts, evaluate
+    >>> call = CallFacts(provider="openai", model="gpt-4o", at=datetime(2025, 7, 1, tzinfo=UTC))
+    >>> evaluate(call, "evaluate").verdict
+    'allowed'
+"""
+
+from __future__ import annotations
+
+from ledger.policy.engine import conduct_rules, evaluate
+from ledger.policy.facts import CallFacts, DeclaredFacts, load_facts_file
+from ledger.policy.loader import PolicySet, lint_paths, load_policies
+from ledger.policy.schema import CONDUCT_KINDS, PURPOSES
+from ledger.policy.verdict import DutyRef, LayerResult, Reason, RuleRef, Verdict, policy_digest
+
+__all__ = [
+    "CONDUCT_KINDS",
+    "PURPOSES",
+    "CallFacts",
+    "DeclaredFacts",
+    "DutyRef",
+    "LayerResult",
+    "PolicySet",
+    "Reason",
+    "RuleRef",
+    "Verdict",
+    "conduct_rules",
+    "evaluate",
+    "lint_paths",
+    "load_facts_file",
+    "load_policies",
+    "policy_digest",
+]
