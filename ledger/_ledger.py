@@ -26,15 +26,17 @@ from typing import Any
 
 from sqlalchemy import Engine
 
+from ledger._judge import Judge
 from ledger.crypto.keys import SigningKey
 from ledger.crypto.note import Checkpoint, NoteSigner, sign_checkpoint, verifier_key_string
 from ledger.errors import ConfigError, InputError
 from ledger.log import schema
 from ledger.log.keyring import Keyring
-from ledger.log.records import Receipt, StoredEntry, prepare_entry
+from ledger.log.records import PreparedEntry, Receipt, StoredEntry, prepare_entry
 from ledger.log.store import CheckpointRecord, KeyRecord, LogStore
 from ledger.log.verify import VerifyReport, verify_log
 from ledger.log.writer import Writer
+from ledger.policy import DeclaredFacts, Verdict, load_facts_file
 from ledger.settings import Settings
 
 __all__ = ["Ledger", "open_ledger"]
@@ -62,6 +64,8 @@ class Ledger:
         batch_size: int = 2_000,
         checkpoint_every: int = 10_000,
         checkpoint_interval: float = 60.0,
+        judge: bool = True,
+        profile: DeclaredFacts | None = None,
     ) -> None:
         self._engine = engine
         self.store = LogStore(engine)
@@ -73,6 +77,7 @@ class Ledger:
         self._checkpoint_interval = checkpoint_interval
         self._batch_size = batch_size
         self._register_keys()
+        self._judge = Judge(self.store, profile=profile) if judge else None
         self._checkpoint_lock = threading.Lock()
         latest = self.store.latest_checkpoint()
         self._checkpointed_size = latest.tree_size if latest else 0
@@ -81,7 +86,7 @@ class Ledger:
             self.store,
             lambda: self._keyring.recorder,
             batch_size=batch_size,
-            after_commit=self._maybe_checkpoint,
+            after_commit=self._after_commit,
             idle_tick=checkpoint_interval / 4 if checkpoint_interval else None,
         )
         self._closed = False
@@ -116,6 +121,8 @@ class Ledger:
                 batch_size=settings.batch_size,
                 checkpoint_every=settings.checkpoint_every,
                 checkpoint_interval=settings.checkpoint_interval,
+                judge=settings.judge,
+                profile=load_facts_file(settings.facts_file) if settings.facts_file else None,
             )
         except BaseException:
             engine.dispose()
@@ -179,10 +186,20 @@ class Ledger:
             receipts.extend(self._commit(batch))
         return receipts
 
-    def _commit(self, batch: Sequence[Any]) -> list[Receipt]:
+    def _commit(self, batch: Sequence[PreparedEntry]) -> list[Receipt]:
         receipts = self.store.append(batch)
-        self._maybe_checkpoint()
+        self._after_commit(list(zip(batch, receipts, strict=True)))
         return receipts
+
+    def _after_commit(self, committed: Sequence[tuple[PreparedEntry, Receipt]]) -> None:
+        if self._judge is not None and committed:
+            # Judge what this batch stored (a re-sent id with other content is not it).
+            self._judge.record(
+                (receipt.leaf_index, item.body)
+                for item, receipt in committed
+                if receipt.leaf_hash == item.leaf_hash
+            )
+        self._maybe_checkpoint()
 
     def submit(self, body: Mapping[str, Any]) -> Future[Receipt]:
         """Queue ``body`` for the background writer and return at once."""
@@ -285,6 +302,49 @@ class Ledger:
         """The size this process last committed (no query); exact when it is the only writer."""
         frontier = self.store._frontier
         return frontier.size if frontier is not None else self.size
+
+    # -- verdicts ----------------------------------------------------------------------------
+
+    def verdict(
+        self,
+        leaf_index: int,
+        *,
+        purpose: str | None = None,
+        facts: DeclaredFacts | Mapping[str, Any] | None = None,
+    ) -> Verdict:
+        """The entry's verdict under today's policies for its declared purpose (or ``purpose``).
+
+        The verdict reports what the dated terms say, with their sources; it is not legal
+        advice. A verdict that is new (new policies, facts or purpose) is stored as well.
+        """
+        judge = self._judge or Judge(self.store)
+        body = self.entry(leaf_index).body
+        if purpose is None and facts is None:
+            return judge.current(leaf_index, body)
+        result = judge.reevaluate([(leaf_index, body)], purpose=purpose, facts=facts)
+        if not result:
+            raise InputError(f"entry {leaf_index} declares no purpose: pass one to judge it for")
+        return result[0][1]
+
+    def verdict_history(self, leaf_index: int) -> list[Verdict]:
+        """Every verdict stored for the entry, oldest first (earlier policies and facts too)."""
+        return (self._judge or Judge(self.store)).history(leaf_index)
+
+    def reevaluate(
+        self,
+        *,
+        purpose: str | None = None,
+        facts: DeclaredFacts | Mapping[str, Any] | None = None,
+        dataset: str | None = None,
+    ) -> int:
+        """Judge every entry (of ``dataset``) again and store the verdicts that are new.
+
+        Use after policies or declared facts change; earlier verdicts are kept. Returns the
+        number of entries judged.
+        """
+        judge = self._judge or Judge(self.store)
+        pairs = ((e.leaf_index, e.body) for e in self.entries(dataset=dataset))
+        return len(judge.reevaluate(pairs, purpose=purpose, facts=facts))
 
     # -- verification and keys ---------------------------------------------------------------
 

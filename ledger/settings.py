@@ -52,6 +52,11 @@ class Settings(BaseSettings):
         default=2_000, ge=1, description="Most entries the writer commits in one transaction."
     )
 
+    judge: bool = Field(
+        default=True,
+        description="Judge every entry under the provider policies as it is appended.",
+    )
+
     # --- recorder --------------------------------------------------------------------------
     content: Literal["hash", "full"] = Field(
         default="hash", description="Store prompts and outputs ('full') or only their hashes."

@@ -120,6 +120,7 @@ class PreparedEntry:
     key_id: str
     recorded_at: datetime
     columns: tuple[str | None, ...]  # values of INDEXED_COLUMNS
+    body: Mapping[str, Any]  # the completed body that was signed
 
 
 # Body fields copied into indexed columns of the entries table, in column order.
@@ -152,7 +153,7 @@ def prepare_entry(body: Mapping[str, Any], signer: SigningKey) -> PreparedEntry:
     sig = base64.b64encode(signer.sign(body_bytes)).decode("ascii")
     data = signed_entry_bytes(body_bytes, signer.key_id, sig)
     columns = tuple(_column(full.get(name)) for name in INDEXED_COLUMNS)
-    return PreparedEntry(entry_id, data, leaf_hash(data), signer.key_id, recorded, columns)
+    return PreparedEntry(entry_id, data, leaf_hash(data), signer.key_id, recorded, columns, full)
 
 
 def signed_entry_bytes(body_bytes: bytes, key_id: str, sig: str) -> bytes:

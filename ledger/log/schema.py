@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from alembic import command
@@ -30,8 +30,10 @@ from ledger.errors import ConfigError
 __all__ = [
     "ADVISORY_LOCK_KEY",
     "alembic_config",
+    "append_only_ddl",
     "current_revision",
     "downgrade",
+    "drop_append_only_ddl",
     "head_revision",
     "make_engine",
     "migrate",
@@ -109,6 +111,57 @@ def write_transaction(engine: Engine) -> Iterator[Connection]:
             if engine.dialect.name == "postgresql":
                 conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": ADVISORY_LOCK_KEY})
             yield conn
+
+
+def append_only_ddl(dialect: str, tables: Sequence[str]) -> list[str]:
+    """DDL that makes each table reject UPDATE and DELETE (and TRUNCATE on PostgreSQL).
+
+    Used by the migrations; the trigger names are part of the schema (tests drop them by name
+    to play an attacker with database access).
+    """
+    if dialect == "postgresql":
+        statements = [
+            """
+            CREATE OR REPLACE FUNCTION ledger_append_only() RETURNS trigger AS $$
+            BEGIN
+                RAISE EXCEPTION 'ledger: % on % is forbidden: the table is append-only',
+                    TG_OP, TG_TABLE_NAME USING ERRCODE = 'insufficient_privilege';
+            END;
+            $$ LANGUAGE plpgsql
+            """
+        ]
+        for table in tables:
+            statements += [
+                f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table} "
+                "FOR EACH ROW EXECUTE FUNCTION ledger_append_only()",
+                f"CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table} "
+                "FOR EACH STATEMENT EXECUTE FUNCTION ledger_append_only()",
+            ]
+        return statements
+    if dialect == "sqlite":
+        return [
+            f"CREATE TRIGGER {table}_no_{action.lower()} BEFORE {action} ON {table} "
+            f"BEGIN SELECT RAISE(ABORT, 'ledger: {action} on {table} is forbidden: "
+            "the table is append-only'); END"
+            for table in tables
+            for action in ("UPDATE", "DELETE")
+        ]
+    raise ConfigError(f"append-only triggers are not written for {dialect}")
+
+
+def drop_append_only_ddl(dialect: str, tables: Sequence[str]) -> list[str]:
+    """DDL that removes what :func:`append_only_ddl` installed on ``tables``."""
+    if dialect == "postgresql":
+        return [
+            stmt
+            for table in tables
+            for stmt in (
+                f"DROP TRIGGER IF EXISTS {table}_append_only ON {table}",
+                f"DROP TRIGGER IF EXISTS {table}_no_truncate ON {table}",
+            )
+        ]
+    return [f"DROP TRIGGER IF EXISTS {table}_no_{action}" for table in tables
+            for action in ("update", "delete")]  # fmt: skip
 
 
 def alembic_config(connection: Connection | None = None) -> Config:

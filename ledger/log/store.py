@@ -43,7 +43,7 @@ from ledger.log import tables  # noqa: F401 - registers the tables on SQLModel.m
 from ledger.log.records import INDEXED_COLUMNS, PreparedEntry, Receipt, StoredEntry
 from ledger.log.schema import redact_url, write_transaction
 
-__all__ = ["CheckpointRecord", "KeyRecord", "LogStore"]
+__all__ = ["CheckpointRecord", "KeyRecord", "LogStore", "VerdictRow"]
 
 _TABLES = SQLModel.metadata.tables
 ENTRIES = _TABLES["entries"]
@@ -51,6 +51,7 @@ HASHES = _TABLES["tree_hashes"]
 CHECKPOINTS = _TABLES["checkpoints"]
 KEYS = _TABLES["keys"]
 META = _TABLES["ledger_meta"]
+VERDICTS = _TABLES["verdicts"]
 
 # Most bind parameters one IN (...) query uses; SQLite's default limit is 32766.
 _IN_CHUNK = 900
@@ -65,6 +66,19 @@ class CheckpointRecord:
     root_hash: bytes
     note: str
     signed_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class VerdictRow:
+    """A stored verdict document on one entry (opaque JSON to the log)."""
+
+    leaf_index: int
+    purpose: str
+    policy_digest: str
+    facts_digest: str
+    verdict: str
+    document: str
+    evaluated_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,8 +246,10 @@ class LogStore:
                 )
                 .where(ENTRIES.c.leaf_index >= position)
                 .order_by(ENTRIES.c.leaf_index)
-                .limit(batch if stop is None else min(batch, stop - position))
+                .limit(batch)
             )
+            if stop is not None:
+                query = query.where(ENTRIES.c.leaf_index < stop)
             for column, value in (filters or {}).items():
                 query = query.where(ENTRIES.c[column] == value)
             with self._mapped_errors("reading entries"), self.engine.connect() as conn:
@@ -405,6 +421,42 @@ class LogStore:
                 f"{previous.seq} (size {previous.tree_size}): {exc}"
             ) from exc
 
+    # -- verdicts ----------------------------------------------------------------------------
+
+    def add_verdicts(self, rows: Sequence[VerdictRow]) -> None:
+        """Store verdicts; a row whose key (leaf, purpose, policy and facts digests) exists is
+        skipped, so re-evaluating under unchanged policies and facts adds nothing."""
+        if not rows:
+            return
+        sqlite = self.engine.dialect.name == "sqlite"
+        mark = "?" if sqlite else "%s"
+        sql = _insert_sql("verdicts", _VERDICT_COLUMNS, mark) + " ON CONFLICT DO NOTHING"
+        params = [
+            (
+                r.leaf_index, r.purpose, r.policy_digest, r.facts_digest, r.verdict, r.document,
+                _sqlite_datetime(r.evaluated_at) if sqlite else r.evaluated_at,
+            )
+            for r in rows
+        ]  # fmt: skip
+        with self._mapped_errors("storing verdicts"), self.engine.begin() as conn:
+            conn.exec_driver_sql(sql, params)
+
+    def verdicts(self, start: int, stop: int | None = None) -> list[VerdictRow]:
+        """Every stored verdict on leaves ``[start, stop)``, oldest evaluation first."""
+        query = select(VERDICTS).where(VERDICTS.c.leaf_index >= start)
+        if stop is not None:
+            query = query.where(VERDICTS.c.leaf_index < stop)
+        query = query.order_by(VERDICTS.c.leaf_index, VERDICTS.c.evaluated_at)
+        with self._mapped_errors("reading verdicts"), self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        return [
+            VerdictRow(
+                int(r.leaf_index), r.purpose, r.policy_digest, r.facts_digest, r.verdict,
+                r.document, _aware(r.evaluated_at),
+            )
+            for r in rows
+        ]  # fmt: skip
+
     # -- keys and meta -----------------------------------------------------------------------
 
     def keys(self) -> list[KeyRecord]:
@@ -458,6 +510,8 @@ _ENTRY_COLUMNS = ("leaf_index", "entry_id", "leaf_hash", "entry", "key_id", "rec
 
 
 _HASH_COLUMNS = ("idx", "hash")
+_VERDICT_COLUMNS = ("leaf_index", "purpose", "policy_digest", "facts_digest", "verdict",
+                    "document", "evaluated_at")  # fmt: skip
 
 
 def _insert_sql(table: str, columns: Sequence[str], mark: str) -> str:

@@ -18,7 +18,7 @@ from datetime import datetime
 from sqlalchemy import BigInteger, Column, DateTime, LargeBinary
 from sqlmodel import Field, SQLModel
 
-__all__ = ["Checkpoint", "Entry", "Key", "Meta", "TreeHash"]
+__all__ = ["Checkpoint", "Entry", "Key", "Meta", "TreeHash", "VerdictRecord"]
 
 
 class Entry(SQLModel, table=True):
@@ -80,3 +80,21 @@ class Meta(SQLModel, table=True):
 
     name: str = Field(primary_key=True, max_length=64)
     value: str = Field(nullable=False, max_length=256)
+
+
+class VerdictRecord(SQLModel, table=True):
+    """A policy verdict on one entry, kept per policy digest and declared-facts digest.
+
+    The log stores the verdict document without interpreting it (it knows nothing of
+    policies); re-evaluating under new policies or facts adds rows and never replaces one.
+    """
+
+    __tablename__ = "verdicts"
+
+    leaf_index: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    purpose: str = Field(primary_key=True, max_length=64)
+    policy_digest: str = Field(primary_key=True, max_length=64)
+    facts_digest: str = Field(primary_key=True, max_length=64)
+    verdict: str = Field(max_length=16, nullable=False, index=True)
+    document: str = Field(nullable=False)
+    evaluated_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))

@@ -28,8 +28,8 @@ import binascii
 import json
 import os
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from typing import Any
@@ -42,6 +42,7 @@ from ledger.crypto.note import Checkpoint, NoteVerifier, verifier_key_string, ve
 from ledger.crypto.tree import TreeFrontier
 from ledger.errors import LedgerError
 from ledger.log.records import signed_entry_bytes
+from ledger.log.schema import make_engine
 from ledger.log.store import CheckpointRecord, LogStore
 
 __all__ = ["Problem", "VerifyReport", "verify_log"]
@@ -113,21 +114,40 @@ class VerifyReport:
 # -- entry checks (run in worker processes) ----------------------------------------------------
 
 _worker_keys: dict[str, VerifyingKey] = {}
+_worker_store: list[LogStore] = []
+
+# What a worker returns for a range of leaves: the leaf indexes it found, the leaf hash it
+# computed for each, and its problems as (leaf index, what, stage).
+RangeResult = tuple[list[int], list[bytes], list[tuple[int, str, int]]]
 
 
-def _init_worker(recorder_keys: Mapping[str, bytes]) -> None:
+def _init_worker(recorder_keys: Mapping[str, bytes], url: str | None) -> None:
     _worker_keys.clear()
     _worker_keys.update({kid: VerifyingKey.from_raw(raw) for kid, raw in recorder_keys.items()})
+    if url is not None:
+        _worker_store[:] = [LogStore(make_engine(url, pool_size=1))]
 
 
-def _check_entries(rows: Sequence[tuple[int, bytes, str]]) -> list[tuple[int, str]]:
-    """Canonical form, structure, id and signature of each ``(leaf_index, data, entry_id)``."""
-    problems = []
-    for leaf_index, data, entry_id in rows:
+def _check_range(bounds: tuple[int, int]) -> RangeResult:
+    """Read leaves ``[start, stop)`` and check each one; runs in a worker process.
+
+    The worker reads the rows itself, so entries never cross a process boundary: only 32-byte
+    leaf hashes come back for the main process to rebuild the tree with.
+    """
+    start, stop = bounds
+    indexes: list[int] = []
+    hashes: list[bytes] = []
+    problems: list[tuple[int, str, int]] = []
+    for leaf_index, data, stored_leaf_hash, entry_id in _worker_store[0].raw_entries(start, stop):
+        indexes.append(leaf_index)
+        computed = leaf_hash(data)
+        hashes.append(computed)
         what = _check_entry(data, entry_id)
         if what is not None:
-            problems.append((leaf_index, what))
-    return problems
+            problems.append((leaf_index, what, 0))
+        if computed != stored_leaf_hash:
+            problems.append((leaf_index, "stored leaf hash does not match the entry", 1))
+    return indexes, hashes, problems
 
 
 def _check_entry(data: bytes, entry_id: str) -> str | None:
@@ -218,31 +238,49 @@ def _walk(
     problems: list[Problem],
     workers: int | None,
 ) -> tuple[int, dict[int, bytes]]:
+    total = store.size()
+    ranges = [(start, min(start + _CHUNK, total)) for start in range(0, total, _CHUNK)]
+    if total > _INLINE_LIMIT and (workers is None or workers > 1):
+        url = store.engine.url.render_as_string(hide_password=False)
+        with ProcessPoolExecutor(
+            max_workers=workers or os.cpu_count() or 1,
+            mp_context=get_context("spawn"),
+            initializer=_init_worker,
+            initargs=(dict(recorder_keys), url),
+        ) as pool:
+            # map() hands results back in range order while the workers run ahead.
+            return _rebuild(store, pool.map(_check_range, ranges), wanted, problems, total)
+    _init_worker(recorder_keys, None)
+    _worker_store[:] = [store]
+    try:
+        return _rebuild(store, map(_check_range, ranges), wanted, problems, total)
+    finally:
+        _worker_store.clear()
+
+
+def _rebuild(
+    store: LogStore,
+    results: Iterable[RangeResult],
+    wanted: dict[int, bytes | None],
+    problems: list[Problem],
+    total: int,
+) -> tuple[int, dict[int, bytes]]:
+    """Rebuild the tree from the checked leaf hashes, comparing every stored subtree hash."""
     frontier = TreeFrontier()
     roots: dict[int, bytes] = {0: frontier.root()} if 0 in wanted else {}
     stored = store.raw_hashes()
     next_stored = _next(stored)
     expected_idx = 0
     last_bad_leaf = -1
-    pending: list[Future[list[tuple[int, str]]]] = []
-    inline: list[tuple[int, str]] = []
-    total = store.size()
-    use_pool = total > _INLINE_LIMIT and (workers is None or workers > 1)
-    pool = (
-        ProcessPoolExecutor(
-            max_workers=workers or os.cpu_count() or 1,
-            mp_context=get_context("spawn"),
-            initializer=_init_worker,
-            initargs=(dict(recorder_keys),),
-        )
-        if use_pool
-        else None
-    )
-    if pool is None:
-        _init_worker(recorder_keys)
-    try:
-        chunk: list[tuple[int, bytes, str]] = []
-        for leaf_index, data, stored_leaf_hash, entry_id in store.raw_entries():
+    gap = False
+    for indexes, hashes, range_problems in results:
+        for leaf_index, what, stage in range_problems:
+            problems.append(Problem(what, leaf_index=leaf_index, stage=stage))
+            if stage:
+                last_bad_leaf = max(last_bad_leaf, leaf_index)
+        if gap:
+            continue
+        for leaf_index, computed in zip(indexes, hashes, strict=True):
             if leaf_index != frontier.size:
                 problems.append(
                     Problem(
@@ -250,17 +288,8 @@ def _walk(
                         leaf_index=frontier.size,
                     )
                 )
+                gap = True
                 break
-            chunk.append((leaf_index, data, entry_id))
-            if len(chunk) >= _CHUNK:
-                _dispatch(pool, chunk, pending, inline)
-                chunk = []
-            computed = leaf_hash(data)
-            if computed != stored_leaf_hash:
-                problems.append(
-                    Problem("stored leaf hash does not match the entry", leaf_index=leaf_index)
-                )
-                last_bad_leaf = leaf_index
             for created in frontier.append(computed):
                 if next_stored is None or next_stored[0] != expected_idx:
                     problems.append(
@@ -287,14 +316,8 @@ def _walk(
                 expected_idx += 1
             if frontier.size in wanted:
                 roots[frontier.size] = frontier.root()
-        if chunk:
-            _dispatch(pool, chunk, pending, inline)
-        for future in pending:
-            inline.extend(future.result())
-    finally:
-        if pool is not None:
-            pool.shutdown(cancel_futures=True)
-    problems.extend(Problem(what, leaf_index=i, stage=0) for i, what in inline)
+    if not gap and frontier.size < total:
+        problems.append(Problem(f"leaf {frontier.size} is missing", leaf_index=frontier.size))
     if next_stored is not None and next_stored[0] >= expected_idx and frontier.size == total:
         problems.append(
             Problem(
@@ -307,18 +330,6 @@ def _walk(
 
 def _next(it: Iterator[tuple[int, bytes]]) -> tuple[int, bytes] | None:
     return next(it, None)
-
-
-def _dispatch(
-    pool: ProcessPoolExecutor | None,
-    chunk: list[tuple[int, bytes, str]],
-    pending: list[Future[list[tuple[int, str]]]],
-    inline: list[tuple[int, str]],
-) -> None:
-    if pool is None:
-        inline.extend(_check_entries(chunk))
-    else:
-        pending.append(pool.submit(_check_entries, chunk))
 
 
 def _check_checkpoints(

@@ -12,9 +12,10 @@ Invariants:
   not half-written (one transaction), so the caller may retry or spool them.
 * A body that cannot be signed (not a JSON object, bad id) fails only its own future.
 * :meth:`flush` returns when everything submitted before the call has completed.
-* After each commit the ``after_commit`` hook runs in the writer thread (the ledger uses it to
-  sign checkpoints every N entries); when the queue is idle the hook also runs every
-  ``idle_tick`` seconds so time-based checkpoints happen without new entries.
+* After each commit the ``after_commit`` hook runs in the writer thread with the committed
+  (prepared entry, receipt) pairs: the ledger judges them and signs checkpoints every N
+  entries. When the queue is idle the hook also runs (with no pairs) every ``idle_tick``
+  seconds, so time-based checkpoints happen without new entries.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
 from typing import Any
 
@@ -45,7 +46,7 @@ class Writer:
         signer: Callable[[], SigningKey],
         *,
         batch_size: int,
-        after_commit: Callable[[], None] | None = None,
+        after_commit: Callable[[Sequence[tuple[PreparedEntry, Receipt]]], None] | None = None,
         idle_tick: float | None = None,
     ) -> None:
         self._store = store
@@ -107,20 +108,28 @@ class Writer:
                 batch = [
                     self._queue.popleft() for _ in range(min(self._batch_size, len(self._queue)))
                 ]
-            if batch:
-                self._commit(batch)
+            committed, waiting = self._commit(batch) if batch else ([], [])
             if self._after_commit is not None:
                 try:
-                    self._after_commit()
+                    self._after_commit(committed)
                 except LedgerError as exc:
-                    log.warning("ledger: automatic checkpoint failed: %s", exc)
+                    log.warning("ledger: after-commit work failed: %s", exc)
+                except Exception:  # the futures below must resolve whatever happens here
+                    log.exception("ledger: unexpected error after a commit")
+            # Callers learn of the commit once its verdicts are stored too, so that whoever
+            # holds a receipt can read them.
+            for future, (_, receipt) in zip(waiting, committed, strict=True):
+                future.set_result(receipt)
             if batch:
                 # Only now, so that flush() also covers the checkpoint this batch triggered.
                 with self._cond:
                     self._pending -= len(batch)
                     self._cond.notify_all()
 
-    def _commit(self, batch: list[tuple[Mapping[str, Any], Future[Receipt]]]) -> None:
+    def _commit(
+        self, batch: list[tuple[Mapping[str, Any], Future[Receipt]]]
+    ) -> tuple[list[tuple[PreparedEntry, Receipt]], list[Future[Receipt]]]:
+        """Sign and append a batch; return the committed pairs and their waiting futures."""
         signer = self._signer()
         prepared: list[PreparedEntry] = []
         waiting: list[Future[Receipt]] = []
@@ -134,18 +143,17 @@ class Writer:
                 continue
             waiting.append(future)
         if not prepared:
-            return
+            return [], []
         try:
             receipts = self._store.append(prepared)
         except LedgerError as exc:
             for future in waiting:
                 future.set_exception(exc)
-            return
+            return [], []
         except Exception as exc:  # a writer thread must never die silently
             log.exception("ledger: unexpected error while appending")
             error = StoreError(f"unexpected error while appending: {exc!r}")
             for future in waiting:
                 future.set_exception(error)
-            return
-        for future, receipt in zip(waiting, receipts, strict=True):
-            future.set_result(receipt)
+            return [], []
+        return list(zip(prepared, receipts, strict=True)), waiting

@@ -13,58 +13,15 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from alembic import op
 
+# Shared DDL: the same trigger shape for every append-only table, in every revision.
+from ledger.log.schema import append_only_ddl, drop_append_only_ddl
+
 revision = "0001"
 down_revision = None
 branch_labels = None
 depends_on = None
 
 APPEND_ONLY_TABLES = ("entries", "tree_hashes", "checkpoints", "keys", "ledger_meta")
-
-
-def install_append_only_triggers(tables: tuple[str, ...]) -> None:
-    """Make every table in ``tables`` reject UPDATE and DELETE (and TRUNCATE on PostgreSQL)."""
-    dialect = op.get_bind().dialect.name
-    if dialect == "postgresql":
-        op.execute(
-            """
-            CREATE OR REPLACE FUNCTION ledger_append_only() RETURNS trigger AS $$
-            BEGIN
-                RAISE EXCEPTION 'ledger: % on % is forbidden: the table is append-only',
-                    TG_OP, TG_TABLE_NAME USING ERRCODE = 'insufficient_privilege';
-            END;
-            $$ LANGUAGE plpgsql
-            """
-        )
-        for table in tables:
-            op.execute(
-                f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table} "
-                "FOR EACH ROW EXECUTE FUNCTION ledger_append_only()"
-            )
-            op.execute(
-                f"CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table} "
-                "FOR EACH STATEMENT EXECUTE FUNCTION ledger_append_only()"
-            )
-    elif dialect == "sqlite":
-        for table in tables:
-            for action in ("UPDATE", "DELETE"):
-                op.execute(
-                    f"CREATE TRIGGER {table}_no_{action.lower()} BEFORE {action} ON {table} "
-                    f"BEGIN SELECT RAISE(ABORT, 'ledger: {action} on {table} is forbidden: "
-                    "the table is append-only'); END"
-                )
-    else:
-        raise NotImplementedError(f"append-only triggers are not written for {dialect}")
-
-
-def drop_append_only_triggers(tables: tuple[str, ...]) -> None:
-    dialect = op.get_bind().dialect.name
-    for table in tables:
-        if dialect == "postgresql":
-            op.execute(f"DROP TRIGGER IF EXISTS {table}_append_only ON {table}")
-            op.execute(f"DROP TRIGGER IF EXISTS {table}_no_truncate ON {table}")
-        else:
-            op.execute(f"DROP TRIGGER IF EXISTS {table}_no_update")
-            op.execute(f"DROP TRIGGER IF EXISTS {table}_no_delete")
 
 
 def upgrade() -> None:
@@ -125,11 +82,13 @@ def upgrade() -> None:
             {"name": "created_at", "value": datetime.now(UTC).isoformat()},
         ],
     )
-    install_append_only_triggers(APPEND_ONLY_TABLES)
+    for statement in append_only_ddl(op.get_bind().dialect.name, APPEND_ONLY_TABLES):
+        op.execute(statement)
 
 
 def downgrade() -> None:
-    drop_append_only_triggers(APPEND_ONLY_TABLES)
+    for statement in drop_append_only_ddl(op.get_bind().dialect.name, APPEND_ONLY_TABLES):
+        op.execute(statement)
     if op.get_bind().dialect.name == "postgresql":
         op.execute("DROP FUNCTION IF EXISTS ledger_append_only()")
     op.drop_index("ix_keys_key_id", table_name="keys")

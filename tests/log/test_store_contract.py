@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import time
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -27,7 +28,7 @@ from ledger.log import schema, tables  # noqa: F401 - registers the tables
 from ledger.log.records import uuid7
 from tests.conftest import LedgerFactory
 
-APPEND_ONLY = ["entries", "tree_hashes", "checkpoints", "keys", "ledger_meta"]
+APPEND_ONLY = ["entries", "tree_hashes", "checkpoints", "keys", "ledger_meta", "verdicts"]
 
 
 def body(n: int, **extra: object) -> dict[str, object]:
@@ -137,6 +138,16 @@ def test_automatic_checkpoint_every_n(make_ledger: LedgerFactory) -> None:
     assert all(s >= 10 for s in sizes)
 
 
+def test_automatic_checkpoint_after_interval(make_ledger: LedgerFactory) -> None:
+    lg = make_ledger(checkpoint_interval=0.2)
+    lg.submit(body(0))
+    lg.flush(timeout=30)
+    deadline = time.monotonic() + 10
+    while not lg.checkpoints() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert [c.tree_size for c in lg.checkpoints()] == [1]
+
+
 def test_refuses_to_sign_inconsistent_checkpoint(make_ledger: LedgerFactory) -> None:
     lg = make_ledger()
     lg.append_many([body(i) for i in range(8)])
@@ -158,7 +169,7 @@ def test_refuses_to_sign_inconsistent_checkpoint(make_ledger: LedgerFactory) -> 
 @pytest.mark.parametrize("table", APPEND_ONLY)
 def test_append_only_triggers(make_ledger: LedgerFactory, table: str) -> None:
     lg = make_ledger()
-    lg.append(body(0))
+    lg.append(body(0, purpose="evaluate"))
     lg.checkpoint()
     column = inspect(lg.store.engine).get_pk_constraint(table)["constrained_columns"][0]
     for statement in (f"UPDATE {table} SET {column} = {column}", f"DELETE FROM {table}"):
