@@ -708,6 +708,8 @@ def _anthropic_headers(call: _Call) -> dict[str, str]:
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    # socketserver's default backlog of 5 resets connections when 16+ clients connect at once.
+    request_queue_size = 128
     counter: itertools.count[int]
 
     def __init__(self, port: int) -> None:

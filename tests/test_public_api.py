@@ -12,7 +12,18 @@ def test_all_is_exactly_the_public_names() -> None:
 
 
 def test_core_contract_names_are_exported() -> None:
-    for name in ("open", "Ledger", "Receipt", "StoredEntry", "VerifyReport", "LedgerError"):
+    for name in (
+        "open",
+        "Ledger",
+        "Receipt",
+        "StoredEntry",
+        "VerifyReport",
+        "LedgerError",
+        "wrap",
+        "recording",
+        "RecordingTransport",
+        "Httpx2RecordingTransport",
+    ):
         assert name in ledger.__all__
     for method in (
         "append", "append_many", "submit", "flush", "entry", "entries", "checkpoint",

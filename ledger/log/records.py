@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -23,6 +21,7 @@ from ledger.crypto.canonical import canonical_json
 from ledger.crypto.keys import SigningKey
 from ledger.crypto.merkle import leaf_hash
 from ledger.errors import InputError
+from ledger.log.ids import uuid7
 
 __all__ = [
     "ENTRY_VERSION",
@@ -38,16 +37,6 @@ __all__ = [
 ]
 
 ENTRY_VERSION = 1
-
-
-def uuid7() -> str:
-    """A UUIDv7 string (RFC 9562 5.7): 48-bit Unix milliseconds, then random bits."""
-    ms = time.time_ns() // 1_000_000
-    value = bytearray(ms.to_bytes(6, "big") + os.urandom(10))
-    value[6] = (value[6] & 0x0F) | 0x70  # version 7
-    value[8] = (value[8] & 0x3F) | 0x80  # RFC 9562 variant
-    h = value.hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def format_timestamp(moment: datetime) -> str:

@@ -27,6 +27,8 @@ from typing import Annotated, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from ledger.vocabulary import CONDUCT_KINDS, PURPOSES
+
 __all__ = [
     "CONDUCT_KINDS",
     "CONFIDENCE_LEVELS",
@@ -44,26 +46,6 @@ __all__ = [
     "PolicyVersion",
     "Rule",
 ]
-
-PURPOSES: tuple[str, ...] = (
-    "train-model",
-    "evaluate",
-    "research",
-    "product-feature",
-    "publish-dataset",
-    "red-team",
-)
-"""What the caller declares it does with the outputs (the fixed purpose vocabulary)."""
-
-CONDUCT_KINDS: tuple[str, ...] = (
-    "multi-account",
-    "rate-limit-evasion",
-    "key-sharing",
-    "unofficial-endpoint",
-    "identity-spoofing",
-    "safety-bypass",
-)
-"""Kinds of conduct a provider forbids whatever the purpose (the conduct detectors key on it)."""
 
 CONFIDENCE_LEVELS: tuple[str, ...] = ("P", "C", "S", "U")
 """P primary text read, C verbatim third-party copy, S secondary report only, U unverified."""

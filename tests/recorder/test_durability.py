@@ -1,0 +1,332 @@
+"""Ledger unavailable: async mode spools and replays with nothing lost; sync mode raises.
+
+Real failures only: a second SQLite connection holding ``BEGIN EXCLUSIVE``, the database file
+deleted, a PostgreSQL server that becomes unreachable (its TCP path is cut by closing a local
+forwarder the ledger connects through).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import threading
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import openai
+import pytest
+from sqlalchemy import event
+
+import ledger
+from ledger.errors import RecordingError
+from ledger.recorder import Spool, flush, wrap
+from tests.fake_provider import FakeProviderServer
+from tests.recorder.helpers import API_KEY, HOSTS, open_ledger
+
+MESSAGES: list[Any] = [{"role": "user", "content": "hi"}]
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _short_busy_timeout(lg: ledger.Ledger, ms: int = 200) -> None:
+    """Make the ledger give up on a locked SQLite file after ``ms`` instead of 30 s.
+
+    Only the wait changes (the ledger has no setting for it yet); the failure is SQLite's own.
+    """
+    engine = lg._engine
+
+    @event.listens_for(engine, "connect")
+    def _busy(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.execute(f"PRAGMA busy_timeout={ms}")
+
+    engine.dispose()
+
+
+@pytest.fixture
+def lg(tmp_path: Path) -> Iterator[ledger.Ledger]:
+    lg = open_ledger(tmp_path)
+    _short_busy_timeout(lg)
+    yield lg
+    lg.close()
+
+
+def _client(fake: FakeProviderServer, lg: ledger.Ledger, durability: str) -> openai.OpenAI:
+    bare = openai.OpenAI(api_key=API_KEY, base_url=fake.openai_base_url, max_retries=0)
+    return wrap(bare, ledger=lg, purpose="evaluate", durability=durability, hosts=HOSTS)  # type: ignore[arg-type]
+
+
+def _call(client: openai.OpenAI) -> str:
+    raw = client.chat.completions.with_raw_response.create(model="m", messages=MESSAGES)
+    raw.parse()
+    return raw.headers["x-ledger-entry-id"]
+
+
+def _ids(lg: ledger.Ledger) -> list[str]:
+    return [e.body["id"] for e in lg.entries()]
+
+
+def test_locked_sqlite_async_spools_then_replays(
+    fake_provider: FakeProviderServer, lg: ledger.Ledger, tmp_path: Path
+) -> None:
+    client = _client(fake_provider, lg, "async")
+    first = _call(client)
+    flush()
+    assert _ids(lg) == [first]
+
+    blocker = sqlite3.connect(tmp_path / "ledger.db", isolation_level=None)
+    blocker.execute("BEGIN EXCLUSIVE")
+    try:
+        during = [_call(client) for _ in range(3)]  # the caller is never blocked or failed
+        flush()
+        spool = Spool(tmp_path / "spool")
+        assert spool.status().entries == 3
+        assert sorted(b["id"] for b in spool.bodies()) == sorted(during)
+    finally:
+        blocker.rollback()
+        blocker.close()
+    assert _ids(lg) == [first]
+
+    result = spool.replay(lg)
+    assert result.replayed == 3
+    assert sorted(_ids(lg)) == sorted([first, *during])
+    assert spool.status().entries == 0
+    # Replaying again (or a body both committed and spooled) stores nothing twice.
+    spool.write(lg.entry_by_id(during[0]).body)
+    assert spool.replay(lg).replayed == 1
+    assert len(_ids(lg)) == 4
+    client.close()
+
+
+def test_locked_sqlite_sync_raises(
+    fake_provider: FakeProviderServer, lg: ledger.Ledger, tmp_path: Path
+) -> None:
+    client = _client(fake_provider, lg, "sync")
+    blocker = sqlite3.connect(tmp_path / "ledger.db", isolation_level=None)
+    blocker.execute("BEGIN EXCLUSIVE")
+    try:
+        with pytest.raises(RecordingError, match="was not committed"):
+            client.chat.completions.create(model="m", messages=MESSAGES)
+    finally:
+        blocker.rollback()
+        blocker.close()
+    assert lg.size == 0
+    spool = Spool(tmp_path / "spool")
+    assert spool.status().entries == 1  # the call happened: it is not forgotten
+    assert spool.replay(lg).replayed == 1
+    assert lg.size == 1
+    _call(client)  # the lock is gone: sync recording works again
+    assert lg.size == 2
+    client.close()
+
+
+def _delete_database(lg: ledger.Ledger, home: Path) -> None:
+    for file in home.glob("ledger.db*"):
+        file.unlink()
+    # Connections already open keep writing to the unlinked inode; a new connection (as any
+    # other process, or the pool after a recycle, would open) finds no ledger there.
+    lg._engine.dispose()
+
+
+def test_deleted_database(
+    fake_provider: FakeProviderServer, lg: ledger.Ledger, tmp_path: Path
+) -> None:
+    async_client = _client(fake_provider, lg, "async")
+    sync_client = _client(fake_provider, lg, "sync")
+    _delete_database(lg, tmp_path)
+    spooled = [_call(async_client) for _ in range(2)]
+    flush()
+    with pytest.raises(RecordingError):
+        sync_client.chat.completions.create(model="m", messages=MESSAGES)
+    spool = Spool(tmp_path / "spool")
+    assert spool.status().entries == 3
+    async_client.close()
+    sync_client.close()
+    lg.close()
+
+    restored = open_ledger(tmp_path)  # a new ledger at the same home
+    try:
+        assert spool.replay(restored).replayed == 3
+        ids = _ids(restored)
+        assert len(ids) == 3
+        assert set(spooled) <= set(ids)
+    finally:
+        restored.close()
+
+
+# --- PostgreSQL ------------------------------------------------------------------------------
+
+
+class _Forwarder:
+    """A localhost TCP forwarder to PostgreSQL that can be cut (and restored on the same port)."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.target = (host, port)
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.conns: list[socket.socket] = []
+        self.up = True
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            if not self.up:
+                client.close()
+                continue
+            upstream = socket.create_connection(self.target)
+            self.conns += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def cut(self) -> None:
+        self.up = False
+        for conn in self.conns:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            conn.close()
+        self.conns.clear()
+
+    def restore(self) -> None:
+        self.up = True
+
+    def close(self) -> None:
+        self.cut()
+        self.listener.close()
+
+
+@pytest.mark.postgres
+def test_unreachable_postgres(fake_provider: FakeProviderServer, tmp_path: Path) -> None:
+    base = os.environ.get("LEDGER_TEST_POSTGRES_URL")
+    if not base:
+        pytest.skip("LEDGER_TEST_POSTGRES_URL is not set")
+    import psycopg
+
+    parts = urlsplit(base)
+    schema = f"rec_{uuid.uuid4().hex[:12]}"
+    plain = base.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(plain, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    forwarder = _Forwarder(parts.hostname or "127.0.0.1", parts.port or 5432)
+    netloc = f"{parts.username}@127.0.0.1:{forwarder.port}"
+    url = f"{parts.scheme}://{netloc}{parts.path}?options=-csearch_path%3D{schema}"
+    lg = ledger.open(url, home=tmp_path)
+    try:
+        async_client = _client(fake_provider, lg, "async")
+        sync_client = _client(fake_provider, lg, "sync")
+        first = _call(async_client)
+        flush()
+        assert _ids(lg) == [first]
+
+        forwarder.cut()
+        during = [_call(async_client) for _ in range(2)]
+        flush()
+        with pytest.raises(RecordingError):
+            sync_client.chat.completions.create(model="m", messages=MESSAGES)
+        spool = Spool(tmp_path / "spool")
+        assert spool.status().entries == 3
+
+        forwarder.restore()
+        assert spool.replay(lg).replayed == 3
+        ids = _ids(lg)
+        assert len(ids) == 4
+        assert set(during) <= set(ids)
+        async_client.close()
+        sync_client.close()
+    finally:
+        lg.close()
+        forwarder.close()
+        with psycopg.connect(plain, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+# --- interpreter exit --------------------------------------------------------------------------
+
+_CHILD = textwrap.dedent(
+    """
+    import sys, openai, ledger
+    from ledger.recorder import wrap
+    home, base_url, key, lock = sys.argv[1:5]
+    lg = ledger.open(f"sqlite:///{home}/ledger.db", home=home)
+    if lock == "1":
+        import sqlite3
+        from sqlalchemy import event
+        @event.listens_for(lg._engine, "connect")
+        def _busy(conn, _r):
+            conn.execute("PRAGMA busy_timeout=200")
+        lg._engine.dispose()
+        blocker = sqlite3.connect(f"{home}/ledger.db", isolation_level=None)
+        blocker.execute("BEGIN EXCLUSIVE")
+    client = wrap(openai.OpenAI(api_key=key, base_url=base_url, max_retries=0),
+                  ledger=lg, purpose="evaluate")
+    for _ in range(20):
+        r = client.chat.completions.with_raw_response.create(
+            model="m", messages=[{"role": "user", "content": "x"}])
+        r.parse()
+        print(r.headers["x-ledger-entry-id"])
+    # no flush, no close: a normal exit must still commit or spool every entry
+    """
+)
+
+
+@pytest.mark.parametrize("locked", [False, True], ids=["committed", "spooled"])
+def test_normal_exit_flushes(
+    fake_provider: FakeProviderServer, tmp_path: Path, locked: bool
+) -> None:
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            _CHILD,
+            str(tmp_path),
+            fake_provider.openai_base_url,
+            API_KEY,
+            "1" if locked else "0",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        check=True,
+    )
+    ids = done.stdout.split()
+    assert len(ids) == 20
+    lg = open_ledger(tmp_path)
+    try:
+        committed = set(_ids(lg))
+        spooled = {b["id"] for b in Spool(tmp_path / "spool").bodies()}
+        assert committed | spooled == set(ids)
+        if locked:
+            assert spooled == set(ids)
+            assert Spool(tmp_path / "spool").replay(lg).replayed == 20
+            assert set(_ids(lg)) == set(ids)
+        else:
+            assert committed == set(ids)
+        assert API_KEY not in done.stderr
+    finally:
+        lg.close()
