@@ -104,7 +104,7 @@ class Ledger:
                 home.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 raise ConfigError(f"cannot create ledger home {home}: {exc.strerror}") from exc
-        engine = schema.make_engine(url)
+        engine = schema.make_engine(url, sqlite_synchronous=settings.sqlite_synchronous)
         try:
             schema.current_revision(engine)  # reachable, and not from a newer ledger
             passphrase = (

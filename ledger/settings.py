@@ -48,6 +48,13 @@ class Settings(BaseSettings):
         ge=0,
         description="Sign a checkpoint when entries are this many seconds old (0: off).",
     )
+    sqlite_synchronous: Literal["full", "normal"] = Field(
+        default="full",
+        description=(
+            "SQLite durability: 'full' survives power loss (one fsync per commit); 'normal' "
+            "survives an application crash only."
+        ),
+    )
     batch_size: int = Field(
         default=2_000, ge=1, description="Most entries the writer commits in one transaction."
     )

@@ -5,7 +5,8 @@ Invariants:
 * The schema is created and changed only by the Alembic migrations (``migrations/``).
 * A database whose revision this code does not know (a newer ledger wrote it) is refused with
   a :class:`ConfigError` before anything is written.
-* SQLite runs in WAL mode with ``synchronous=FULL`` (a committed entry survives power loss),
+* SQLite runs in WAL mode with ``synchronous=FULL`` by default (a committed entry survives
+  power loss; ``normal`` is available where an fsync per commit costs too much),
   foreign pysqlite transaction handling is switched off so that a write transaction can start
   with ``BEGIN IMMEDIATE`` (see :func:`write_transaction`).
 """
@@ -57,12 +58,19 @@ def redact_url(url: str) -> str:
         return "<unparseable database URL>"
 
 
-def make_engine(url: str, *, pool_size: int = 5) -> Engine:
-    """Create an engine for ``url`` configured for the ledger's locking discipline."""
+def make_engine(url: str, *, pool_size: int = 5, sqlite_synchronous: str = "full") -> Engine:
+    """Create an engine for ``url`` configured for the ledger's locking discipline.
+
+    ``sqlite_synchronous`` is SQLite's ``synchronous`` pragma: ``full`` (default) makes every
+    commit survive power loss; ``normal`` survives a crash of the application but not of the
+    machine, and saves one fsync per commit.
+    """
+    if sqlite_synchronous not in ("full", "normal"):
+        raise ConfigError(f"sqlite_synchronous must be full or normal, not {sqlite_synchronous!r}")
     try:
         if url.startswith("sqlite"):
             engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
-            _configure_sqlite(engine)
+            _configure_sqlite(engine, sqlite_synchronous.upper())
         else:
             kwargs: dict[str, Any] = {"pool_pre_ping": True}
             if not url.startswith("postgresql"):
@@ -76,7 +84,7 @@ def make_engine(url: str, *, pool_size: int = 5) -> Engine:
     return engine
 
 
-def _configure_sqlite(engine: Engine) -> None:
+def _configure_sqlite(engine: Engine, synchronous: str) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         # Hand transaction control to us: pysqlite's implicit BEGIN would be DEFERRED, and a
@@ -84,7 +92,7 @@ def _configure_sqlite(engine: Engine) -> None:
         dbapi_conn.isolation_level = None
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA journal_mode=WAL")
-        cur.execute("PRAGMA synchronous=FULL")
+        cur.execute(f"PRAGMA synchronous={synchronous}")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.close()
 
