@@ -16,6 +16,7 @@ Invariants:
 from __future__ import annotations
 
 import atexit
+import os
 import threading
 import time
 import weakref
@@ -104,7 +105,11 @@ class Ledger:
                 home.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 raise ConfigError(f"cannot create ledger home {home}: {exc.strerror}") from exc
-        engine = schema.make_engine(url, sqlite_synchronous=settings.sqlite_synchronous)
+        engine = schema.make_engine(
+            url,
+            sqlite_synchronous=settings.sqlite_synchronous,
+            sqlite_busy_timeout=settings.sqlite_busy_timeout,
+        )
         try:
             schema.current_revision(engine)  # reachable, and not from a newer ledger
             passphrase = (
@@ -390,6 +395,17 @@ def open_ledger(url: str | None = None, *, home: str | Path | None = None) -> Le
     if home is not None:
         overrides["home"] = Path(home)
     return Ledger.from_settings(Settings(**overrides))
+
+
+def _reset_after_fork() -> None:
+    # A forked child inherits the writer's queue but not its thread, and pooled connections
+    # it must not share with the parent: start afresh, the parent commits what it queued.
+    for lg in list(_open_ledgers):
+        lg.store.after_fork()
+        lg._writer.after_fork()
+
+
+os.register_at_fork(after_in_child=_reset_after_fork)
 
 
 @atexit.register

@@ -55,6 +55,11 @@ class Settings(BaseSettings):
             "survives an application crash only."
         ),
     )
+    sqlite_busy_timeout: float = Field(
+        default=30.0,
+        gt=0,
+        description="Seconds to wait for another writer's lock on a SQLite file before failing.",
+    )
     batch_size: int = Field(
         default=2_000, ge=1, description="Most entries the writer commits in one transaction."
     )

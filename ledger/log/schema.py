@@ -58,7 +58,13 @@ def redact_url(url: str) -> str:
         return "<unparseable database URL>"
 
 
-def make_engine(url: str, *, pool_size: int = 5, sqlite_synchronous: str = "full") -> Engine:
+def make_engine(
+    url: str,
+    *,
+    pool_size: int = 5,
+    sqlite_synchronous: str = "full",
+    sqlite_busy_timeout: float = 30.0,
+) -> Engine:
     """Create an engine for ``url`` configured for the ledger's locking discipline.
 
     ``sqlite_synchronous`` is SQLite's ``synchronous`` pragma: ``full`` (default) makes every
@@ -69,7 +75,9 @@ def make_engine(url: str, *, pool_size: int = 5, sqlite_synchronous: str = "full
         raise ConfigError(f"sqlite_synchronous must be full or normal, not {sqlite_synchronous!r}")
     try:
         if url.startswith("sqlite"):
-            engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+            engine = create_engine(
+                url, connect_args={"timeout": sqlite_busy_timeout, "check_same_thread": False}
+            )
             _configure_sqlite(engine, sqlite_synchronous.upper())
         else:
             kwargs: dict[str, Any] = {"pool_pre_ping": True}

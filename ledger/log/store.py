@@ -23,6 +23,7 @@ import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, cast
 
 from sqlalchemy import Connection, Engine, func, insert, select
@@ -100,11 +101,30 @@ class LogStore:
         self.engine = engine
         self._lock = threading.Lock()
         self._frontier: TreeFrontier | None = None
+        # A SQLite file deleted or replaced under an open connection keeps accepting writes
+        # into the unlinked inode, which are then lost: remember which file we opened.
+        self._sqlite_path = _sqlite_file(engine)
+        self._sqlite_identity = _file_identity(self._sqlite_path) if self._sqlite_path else None
+
+    def after_fork(self) -> None:
+        """Make this store usable in a forked child (fresh lock, no inherited connections)."""
+        self._lock = threading.Lock()
+        self.engine.dispose(close=False)
+
+    def _check_database_file(self) -> None:
+        if self._sqlite_path is None:
+            return
+        identity = _file_identity(self._sqlite_path)
+        if identity is None or identity != self._sqlite_identity:
+            raise StoreError(
+                f"the SQLite database {self._sqlite_path} was deleted or replaced while open"
+            )
 
     # -- errors ------------------------------------------------------------------------------
 
     @contextlib.contextmanager
     def _mapped_errors(self, doing: str) -> Iterator[None]:
+        self._check_database_file()
         try:
             yield
         except IntegrityError as exc:
@@ -521,6 +541,20 @@ def _insert_sql(table: str, columns: Sequence[str], mark: str) -> str:
 def _sqlite_datetime(moment: datetime) -> str:
     # The form SQLAlchemy's SQLite DateTime type writes and parses back (UTC, no zone).
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def _sqlite_file(engine: Engine) -> Path | None:
+    if engine.dialect.name != "sqlite" or engine.url.database in (None, "", ":memory:"):
+        return None
+    return Path(str(engine.url.database)).resolve()
+
+
+def _file_identity(path: Path) -> tuple[int, int] | None:
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return None
+    return (stat.st_dev, stat.st_ino)
 
 
 def _aware(moment: datetime) -> datetime:

@@ -73,6 +73,13 @@ class Writer:
             self._cond.notify_all()
         return future
 
+    def after_fork(self) -> None:
+        """Reset in a forked child: the parent's thread and queue are not ours to run."""
+        self._queue = deque()
+        self._cond = threading.Condition()
+        self._pending = 0
+        self._thread = None
+
     def _start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="ledger-writer", daemon=True)
         self._thread.start()

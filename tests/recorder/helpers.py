@@ -17,10 +17,12 @@ TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
 UUID7 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 
 
-def open_ledger(home: Path) -> ledger.Ledger:
-    """A fresh SQLite ledger under ``home`` (explicit URL: tests never read LEDGER_*)."""
+def open_ledger(home: Path, **settings: Any) -> ledger.Ledger:
+    """A fresh SQLite ledger under ``home`` (explicit settings: tests never read LEDGER_*)."""
     home.mkdir(parents=True, exist_ok=True)
-    return ledger.open(f"sqlite:///{home / 'ledger.db'}", home=home)
+    return ledger.Ledger.from_settings(
+        ledger.Settings(home=home, database_url=f"sqlite:///{home / 'ledger.db'}", **settings)
+    )
 
 
 def bodies(lg: ledger.Ledger) -> list[dict[str, Any]]:

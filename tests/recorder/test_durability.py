@@ -22,7 +22,6 @@ from urllib.parse import urlsplit
 
 import openai
 import pytest
-from sqlalchemy import event
 
 import ledger
 from ledger.errors import RecordingError
@@ -34,24 +33,9 @@ MESSAGES: list[Any] = [{"role": "user", "content": "hi"}]
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _short_busy_timeout(lg: ledger.Ledger, ms: int = 200) -> None:
-    """Make the ledger give up on a locked SQLite file after ``ms`` instead of 30 s.
-
-    Only the wait changes (the ledger has no setting for it yet); the failure is SQLite's own.
-    """
-    engine = lg._engine
-
-    @event.listens_for(engine, "connect")
-    def _busy(dbapi_conn: Any, _record: Any) -> None:
-        dbapi_conn.execute(f"PRAGMA busy_timeout={ms}")
-
-    engine.dispose()
-
-
 @pytest.fixture
 def lg(tmp_path: Path) -> Iterator[ledger.Ledger]:
-    lg = open_ledger(tmp_path)
-    _short_busy_timeout(lg)
+    lg = open_ledger(tmp_path, sqlite_busy_timeout=0.2)
     yield lg
     lg.close()
 
@@ -126,11 +110,10 @@ def test_locked_sqlite_sync_raises(
 
 
 def _delete_database(lg: ledger.Ledger, home: Path) -> None:
+    # Connections already open could keep writing to the unlinked inode; the ledger notices
+    # the file is gone before its next transaction.
     for file in home.glob("ledger.db*"):
         file.unlink()
-    # Connections already open keep writing to the unlinked inode; a new connection (as any
-    # other process, or the pool after a recycle, would open) finds no ledger there.
-    lg._engine.dispose()
 
 
 def test_deleted_database(
@@ -268,17 +251,13 @@ def test_unreachable_postgres(fake_provider: FakeProviderServer, tmp_path: Path)
 
 _CHILD = textwrap.dedent(
     """
-    import sys, openai, ledger
+    import os, sys, openai, ledger
     from ledger.recorder import wrap
     home, base_url, key, lock = sys.argv[1:5]
+    os.environ["LEDGER_SQLITE_BUSY_TIMEOUT"] = "0.2"
     lg = ledger.open(f"sqlite:///{home}/ledger.db", home=home)
     if lock == "1":
         import sqlite3
-        from sqlalchemy import event
-        @event.listens_for(lg._engine, "connect")
-        def _busy(conn, _r):
-            conn.execute("PRAGMA busy_timeout=200")
-        lg._engine.dispose()
         blocker = sqlite3.connect(f"{home}/ledger.db", isolation_level=None)
         blocker.execute("BEGIN EXCLUSIVE")
     client = wrap(openai.OpenAI(api_key=key, base_url=base_url, max_retries=0),

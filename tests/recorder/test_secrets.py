@@ -28,7 +28,7 @@ def test_api_key_never_stored_spooled_or_logged(
     fake_provider: FakeProviderServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    lg = open_ledger(tmp_path)
+    lg = open_ledger(tmp_path, sqlite_busy_timeout=0.1)
     oa = wrap(
         openai.OpenAI(api_key=API_KEY, base_url=fake_provider.openai_base_url, max_retries=0),
         ledger=lg,
@@ -68,13 +68,6 @@ def test_api_key_never_stored_spooled_or_logged(
 
     # Now the ledger is locked: bodies go to the spool (and warnings to the log).
     blocker = sqlite3.connect(tmp_path / "ledger.db", isolation_level=None)
-    lg._engine.dispose()
-    from sqlalchemy import event
-
-    @event.listens_for(lg._engine, "connect")
-    def _busy(dbapi_conn: Any, _record: Any) -> None:
-        dbapi_conn.execute("PRAGMA busy_timeout=100")
-
     blocker.execute("BEGIN EXCLUSIVE")
     try:
         oa.chat.completions.create(model="m", messages=MESSAGES)
