@@ -6,34 +6,53 @@ Invariants:
   again under the same policies and facts adds nothing; under changed policies or facts it
   adds a row and keeps the earlier ones, so an auditor sees how a verdict came to change.
 * The facts used are the organization profile merged with an entry's own ``facts`` object (if
-  its body declares one); the merged facts are stored inside the verdict document.
-* An entry without a declared purpose gets no stored verdict (there is nothing to judge it
-  for); asking for one with an explicit purpose still works.
-* Judging never blocks or fails an append: a body the engine cannot read is logged and left
-  without a verdict.
+  its body declares one); the merged facts are part of the stored verdict document.
+* Verdict documents (layers, reasons, cited clauses) are stored once per distinct content and
+  referenced by SHA-256; the per-call part (``call``: provider, model, host, time) is not in
+  the document, because the entry itself is the call: it is rebuilt from the entry on reading.
+* The engine picks policy versions by the call's UTC day, so calls that agree on provider,
+  model, host, output modality, day, purpose and facts get the same verdict: the judge
+  evaluates each such combination once and reuses it (the hot path of every append).
+* An entry without a declared purpose gets no stored verdict; asking for one with an explicit
+  purpose still works. Judging never blocks or fails an append: a body the engine cannot read
+  is logged and left without a verdict.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Hashable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from ledger.crypto.canonical import canonical_json, sha256_hex
 from ledger.errors import InputError, NotFoundError
 from ledger.log.store import LogStore, VerdictRow
-from ledger.policy import DeclaredFacts, PolicySet, Verdict, evaluate
+from ledger.policy import CallFacts, DeclaredFacts, PolicySet, Verdict, evaluate
 
 __all__ = ["Judge", "facts_digest"]
 
 log = logging.getLogger(__name__)
 
+_CACHE_LIMIT = 4_096
+
 
 def facts_digest(facts: Mapping[str, Any]) -> str:
     """SHA-256 (hex) of the RFC 8785 form of the declared facts."""
     return sha256_hex(canonical_json(dict(facts)))
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Judged:
+    """One evaluated combination: the verdict and its stored form."""
+
+    verdict: Verdict
+    policy_digest: str
+    facts_digest: str
+    document_sha256: str
+    document: str
 
 
 class Judge:
@@ -49,6 +68,39 @@ class Judge:
         self._store = store
         self.profile = profile or DeclaredFacts()
         self._policies = policies
+        self._cache: dict[Hashable, _Judged] = {}
+        self._stored_documents: set[str] = set()
+
+    def _judge(
+        self,
+        body: Mapping[str, Any],
+        purpose: str | None,
+        facts: DeclaredFacts | Mapping[str, Any] | None,
+    ) -> tuple[_Judged, CallFacts] | None:
+        chosen = purpose if purpose is not None else body.get("purpose")
+        if chosen is None:
+            return None
+        own = body.get("facts")
+        merged = self.profile.merged(own if isinstance(own, Mapping) else None, facts)
+        call = CallFacts.from_entry_body(body)
+        day = call.at.date() if call.at is not None else None
+        key = (call.provider, call.model, call.host, call.output_modality, day, chosen, merged)
+        judged = self._cache.get(key)
+        if judged is None:
+            verdict = evaluate(call, str(chosen), merged, policies=self._policies)
+            document = {k: v for k, v in verdict.to_dict().items() if k != "call"}
+            text = json.dumps(document, sort_keys=True, ensure_ascii=False)
+            judged = _Judged(
+                verdict,
+                document["policy_digest"],
+                facts_digest(verdict.facts),
+                sha256_hex(text.encode()),
+                text,
+            )
+            if len(self._cache) >= _CACHE_LIMIT:
+                self._cache.clear()
+            self._cache[key] = judged
+        return judged, call
 
     def evaluate(
         self,
@@ -57,27 +109,42 @@ class Judge:
         facts: DeclaredFacts | Mapping[str, Any] | None = None,
     ) -> Verdict | None:
         """Judge one entry body; None when no purpose is declared or given."""
-        chosen = purpose if purpose is not None else body.get("purpose")
-        if chosen is None:
+        result = self._judge(body, purpose, facts)
+        if result is None:
             return None
-        own = body.get("facts")
-        merged = self.profile.merged(own if isinstance(own, Mapping) else None, facts)
-        return evaluate(body, str(chosen), merged, policies=self._policies)
+        judged, call = result
+        return dataclasses.replace(judged.verdict, call=call.model_dump(mode="json"))
+
+    def _store_rows(self, judged: Iterable[tuple[int, _Judged]]) -> int:
+        now = datetime.now(UTC)
+        rows = [
+            VerdictRow(
+                leaf_index, j.verdict.purpose, j.policy_digest, j.facts_digest,
+                j.verdict.verdict, j.document_sha256, now, j.document,
+            )
+            for leaf_index, j in judged
+        ]  # fmt: skip
+        documents = {
+            r.document_sha256: r.document
+            for r in rows
+            if r.document_sha256 not in self._stored_documents
+        }
+        self._store.add_verdicts(rows, documents)
+        self._stored_documents.update(documents)
+        return len(rows)
 
     def record(self, committed: Iterable[tuple[int, Mapping[str, Any]]]) -> int:
         """Judge freshly committed entries and store their verdicts; return how many."""
-        rows = []
-        now = datetime.now(UTC)
+        judged = []
         for leaf_index, body in committed:
             try:
-                verdict = self.evaluate(body)
+                result = self._judge(body, None, None)
             except InputError as exc:
                 log.warning("ledger: no verdict for leaf %d: %s", leaf_index, exc)
                 continue
-            if verdict is not None:
-                rows.append(_row(leaf_index, verdict, now))
-        self._store.add_verdicts(rows)
-        return len(rows)
+            if result is not None:
+                judged.append((leaf_index, result[0]))
+        return self._store_rows(judged)
 
     def reevaluate(
         self,
@@ -87,39 +154,29 @@ class Judge:
         facts: DeclaredFacts | Mapping[str, Any] | None = None,
     ) -> list[tuple[int, Verdict]]:
         """Judge entries again (new policies, facts or purpose) and store what is new."""
-        now = datetime.now(UTC)
-        results = []
+        judged: list[tuple[int, _Judged]] = []
+        results: list[tuple[int, Verdict]] = []
         for leaf_index, body in entries:
-            verdict = self.evaluate(body, purpose, facts)
-            if verdict is not None:
-                results.append((leaf_index, verdict))
-        self._store.add_verdicts([_row(i, v, now) for i, v in results])
+            result = self._judge(body, purpose, facts)
+            if result is None:
+                continue
+            judged.append((leaf_index, result[0]))
+            call = result[1].model_dump(mode="json")
+            results.append((leaf_index, dataclasses.replace(result[0].verdict, call=call)))
+        self._store_rows(judged)
         return results
 
-    def history(self, leaf_index: int) -> list[Verdict]:
+    def history(self, leaf_index: int, body: Mapping[str, Any]) -> list[Verdict]:
         """Every verdict stored for one entry, oldest first."""
+        call = CallFacts.from_entry_body(body).model_dump(mode="json")
         return [
-            Verdict.from_dict(json.loads(row.document))
+            Verdict.from_dict({**json.loads(row.document), "call": call})
             for row in self._store.verdicts(leaf_index, leaf_index + 1)
         ]
 
     def current(self, leaf_index: int, body: Mapping[str, Any]) -> Verdict:
         """The entry's verdict under today's policies and profile (stored if it is new)."""
-        verdict = self.evaluate(body)
-        if verdict is None:
+        found = self.reevaluate([(leaf_index, body)])
+        if not found:
             raise NotFoundError(f"entry {leaf_index} declares no purpose: pass one to judge it for")
-        self._store.add_verdicts([_row(leaf_index, verdict, datetime.now(UTC))])
-        return verdict
-
-
-def _row(leaf_index: int, verdict: Verdict, now: datetime) -> VerdictRow:
-    document = verdict.to_dict()
-    return VerdictRow(
-        leaf_index=leaf_index,
-        purpose=verdict.purpose,
-        policy_digest=document["policy_digest"],
-        facts_digest=facts_digest(verdict.facts),
-        verdict=verdict.verdict,
-        document=json.dumps(document, sort_keys=True, ensure_ascii=False),
-        evaluated_at=now,
-    )
+        return found[0][1]

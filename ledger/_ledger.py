@@ -333,7 +333,7 @@ class Ledger:
 
     def verdict_history(self, leaf_index: int) -> list[Verdict]:
         """Every verdict stored for the entry, oldest first (earlier policies and facts too)."""
-        return (self._judge or Judge(self.store)).history(leaf_index)
+        return (self._judge or Judge(self.store)).history(leaf_index, self.entry(leaf_index).body)
 
     def reevaluate(
         self,

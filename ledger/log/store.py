@@ -53,6 +53,7 @@ CHECKPOINTS = _TABLES["checkpoints"]
 KEYS = _TABLES["keys"]
 META = _TABLES["ledger_meta"]
 VERDICTS = _TABLES["verdicts"]
+DOCUMENTS = _TABLES["verdict_documents"]
 
 # Most bind parameters one IN (...) query uses; SQLite's default limit is 32766.
 _IN_CHUNK = 900
@@ -71,15 +72,16 @@ class CheckpointRecord:
 
 @dataclass(frozen=True, slots=True)
 class VerdictRow:
-    """A stored verdict document on one entry (opaque JSON to the log)."""
+    """A stored verdict on one entry; ``document`` is opaque JSON to the log."""
 
     leaf_index: int
     purpose: str
     policy_digest: str
     facts_digest: str
     verdict: str
-    document: str
+    document_sha256: str
     evaluated_at: datetime
+    document: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -443,27 +445,45 @@ class LogStore:
 
     # -- verdicts ----------------------------------------------------------------------------
 
-    def add_verdicts(self, rows: Sequence[VerdictRow]) -> None:
-        """Store verdicts; a row whose key (leaf, purpose, policy and facts digests) exists is
-        skipped, so re-evaluating under unchanged policies and facts adds nothing."""
+    def add_verdicts(
+        self, rows: Sequence[VerdictRow], documents: Mapping[str, str] | None = None
+    ) -> None:
+        """Store verdicts and the documents they reference (``sha256 -> JSON``), skipping
+        what is already there: re-evaluating under unchanged policies and facts adds nothing.
+        ``documents`` may omit documents the caller knows are stored."""
         if not rows:
             return
         sqlite = self.engine.dialect.name == "sqlite"
         mark = "?" if sqlite else "%s"
-        sql = _insert_sql("verdicts", _VERDICT_COLUMNS, mark) + " ON CONFLICT DO NOTHING"
+        docs = dict(documents) if documents is not None else {
+            r.document_sha256: r.document for r in rows
+        }  # fmt: skip
+        stamps = {r.evaluated_at for r in rows}  # usually one per batch
+        when = {t: _sqlite_datetime(t) if sqlite else t for t in stamps}
         params = [
             (
-                r.leaf_index, r.purpose, r.policy_digest, r.facts_digest, r.verdict, r.document,
-                _sqlite_datetime(r.evaluated_at) if sqlite else r.evaluated_at,
+                r.leaf_index, r.purpose, r.policy_digest, r.facts_digest, r.verdict,
+                r.document_sha256, when[r.evaluated_at],
             )
             for r in rows
         ]  # fmt: skip
         with self._mapped_errors("storing verdicts"), self.engine.begin() as conn:
-            conn.exec_driver_sql(sql, params)
+            if docs:
+                conn.exec_driver_sql(
+                    _insert_sql("verdict_documents", ("sha256", "document"), mark)
+                    + " ON CONFLICT DO NOTHING",
+                    list(docs.items()),
+                )
+            conn.exec_driver_sql(
+                _insert_sql("verdicts", _VERDICT_COLUMNS, mark) + " ON CONFLICT DO NOTHING", params
+            )
 
     def verdicts(self, start: int, stop: int | None = None) -> list[VerdictRow]:
         """Every stored verdict on leaves ``[start, stop)``, oldest evaluation first."""
-        query = select(VERDICTS).where(VERDICTS.c.leaf_index >= start)
+        query = select(VERDICTS, DOCUMENTS.c.document).join(
+            DOCUMENTS, DOCUMENTS.c.sha256 == VERDICTS.c.document_sha256
+        )
+        query = query.where(VERDICTS.c.leaf_index >= start)
         if stop is not None:
             query = query.where(VERDICTS.c.leaf_index < stop)
         query = query.order_by(VERDICTS.c.leaf_index, VERDICTS.c.evaluated_at)
@@ -472,7 +492,7 @@ class LogStore:
         return [
             VerdictRow(
                 int(r.leaf_index), r.purpose, r.policy_digest, r.facts_digest, r.verdict,
-                r.document, _aware(r.evaluated_at),
+                r.document_sha256, _aware(r.evaluated_at), r.document,
             )
             for r in rows
         ]  # fmt: skip
@@ -531,7 +551,7 @@ _ENTRY_COLUMNS = ("leaf_index", "entry_id", "leaf_hash", "entry", "key_id", "rec
 
 _HASH_COLUMNS = ("idx", "hash")
 _VERDICT_COLUMNS = ("leaf_index", "purpose", "policy_digest", "facts_digest", "verdict",
-                    "document", "evaluated_at")  # fmt: skip
+                    "document_sha256", "evaluated_at")  # fmt: skip
 
 
 def _insert_sql(table: str, columns: Sequence[str], mark: str) -> str:
@@ -540,7 +560,7 @@ def _insert_sql(table: str, columns: Sequence[str], mark: str) -> str:
 
 def _sqlite_datetime(moment: datetime) -> str:
     # The form SQLAlchemy's SQLite DateTime type writes and parses back (UTC, no zone).
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(" ", timespec="microseconds")
 
 
 def _sqlite_file(engine: Engine) -> Path | None:

@@ -18,7 +18,7 @@ from datetime import datetime
 from sqlalchemy import BigInteger, Column, DateTime, LargeBinary
 from sqlmodel import Field, SQLModel
 
-__all__ = ["Checkpoint", "Entry", "Key", "Meta", "TreeHash", "VerdictRecord"]
+__all__ = ["Checkpoint", "Entry", "Key", "Meta", "TreeHash", "VerdictDocument", "VerdictRecord"]
 
 
 class Entry(SQLModel, table=True):
@@ -85,8 +85,9 @@ class Meta(SQLModel, table=True):
 class VerdictRecord(SQLModel, table=True):
     """A policy verdict on one entry, kept per policy digest and declared-facts digest.
 
-    The log stores the verdict document without interpreting it (it knows nothing of
-    policies); re-evaluating under new policies or facts adds rows and never replaces one.
+    The log stores verdicts without interpreting them (it knows nothing of policies);
+    re-evaluating under new policies or facts adds rows and never replaces one. The verdict's
+    reasons live in :class:`VerdictDocument`, shared by every entry judged the same way.
     """
 
     __tablename__ = "verdicts"
@@ -96,5 +97,14 @@ class VerdictRecord(SQLModel, table=True):
     policy_digest: str = Field(primary_key=True, max_length=64)
     facts_digest: str = Field(primary_key=True, max_length=64)
     verdict: str = Field(max_length=16, nullable=False, index=True)
-    document: str = Field(nullable=False)
+    document_sha256: str = Field(max_length=64, nullable=False)
     evaluated_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+
+
+class VerdictDocument(SQLModel, table=True):
+    """The full verdict (layers, reasons, cited clauses), content-addressed by its SHA-256."""
+
+    __tablename__ = "verdict_documents"
+
+    sha256: str = Field(primary_key=True, max_length=64)
+    document: str = Field(nullable=False)

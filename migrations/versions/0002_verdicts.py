@@ -1,4 +1,4 @@
-"""Verdicts: policy verdicts per entry, per policy digest and per declared-facts digest.
+"""Verdicts per entry, policy digest and declared-facts digest; content-addressed documents.
 
 Revision ID: 0002
 Revises: 0001
@@ -17,6 +17,8 @@ down_revision = "0001"
 branch_labels = None
 depends_on = None
 
+TABLES = ("verdicts", "verdict_documents")
+
 
 def upgrade() -> None:
     op.create_table(
@@ -26,17 +28,24 @@ def upgrade() -> None:
         sa.Column("policy_digest", sa.String(length=64), nullable=False),
         sa.Column("facts_digest", sa.String(length=64), nullable=False),
         sa.Column("verdict", sa.String(length=16), nullable=False),
-        sa.Column("document", sa.String(), nullable=False),
+        sa.Column("document_sha256", sa.String(length=64), nullable=False),
         sa.Column("evaluated_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("leaf_index", "purpose", "policy_digest", "facts_digest"),
     )
     op.create_index("ix_verdicts_verdict", "verdicts", ["verdict"])
-    for statement in append_only_ddl(op.get_bind().dialect.name, ("verdicts",)):
+    op.create_table(
+        "verdict_documents",
+        sa.Column("sha256", sa.String(length=64), nullable=False),
+        sa.Column("document", sa.String(), nullable=False),
+        sa.PrimaryKeyConstraint("sha256"),
+    )
+    for statement in append_only_ddl(op.get_bind().dialect.name, TABLES):
         op.execute(statement)
 
 
 def downgrade() -> None:
-    for statement in drop_append_only_ddl(op.get_bind().dialect.name, ("verdicts",)):
+    for statement in drop_append_only_ddl(op.get_bind().dialect.name, TABLES):
         op.execute(statement)
+    op.drop_table("verdict_documents")
     op.drop_index("ix_verdicts_verdict", table_name="verdicts")
     op.drop_table("verdicts")

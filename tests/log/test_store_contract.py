@@ -28,7 +28,9 @@ from ledger.log import schema, tables  # noqa: F401 - registers the tables
 from ledger.log.records import uuid7
 from tests.conftest import LedgerFactory
 
-APPEND_ONLY = ["entries", "tree_hashes", "checkpoints", "keys", "ledger_meta", "verdicts"]
+APPEND_ONLY = [
+    "entries", "tree_hashes", "checkpoints", "keys", "ledger_meta", "verdicts", "verdict_documents",
+]  # fmt: skip
 
 
 def body(n: int, **extra: object) -> dict[str, object]:

@@ -98,3 +98,27 @@ def test_bad_facts_in_a_body_do_not_block_the_append(make_ledger: LedgerFactory)
     assert stored_verdicts(lg) == []
     assert datetime.now(UTC)  # the append itself committed
     assert lg.size == 1
+
+
+def test_shared_documents_and_per_day_versions(make_ledger: LedgerFactory) -> None:
+    lg = make_ledger()
+    before = openai_call(0, started_at="2025-05-30T23:59:59.000000Z")
+    after = openai_call(1, started_at="2025-05-31T00:00:01.000000Z")
+    lg.append_many([before, after, *(openai_call(n) for n in range(2, 12))])
+    engine = lg.store.engine
+    with engine.connect() as conn:
+        documents = conn.execute(text("SELECT COUNT(*) FROM verdict_documents")).scalar()
+        digests = conn.execute(
+            text("SELECT leaf_index, policy_digest FROM verdicts ORDER BY leaf_index")
+        ).all()
+    # The Services Agreement took effect on 2025-05-31: the two sides of midnight are judged
+    # under different versions; the calls of 2025-07-01 fall under the same version as the
+    # second one, so all eleven share one stored document.
+    assert digests[0][1] != digests[1][1]
+    assert len({d for _, d in digests[1:]}) == 1
+    assert documents == 2
+    for leaf in (0, 1, 5):
+        direct = evaluate(lg.entry(leaf).body, "train-model")
+        stored = lg.verdict_history(leaf)[0]
+        assert stored.policy_digest == direct.policy_digest
+        assert stored.call == direct.call  # rebuilt from the entry, not from another call
