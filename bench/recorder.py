@@ -6,7 +6,7 @@ the defaults on a 2-core machine). Needs the ``bench`` extra (OpenTelemetry SDK 
 
 Method:
 
-- The fake provider (``tests/fake_provider.py``) runs in its own process, so its CPU is not
+- The fake provider (``ledger/testing/fake_provider.py``) runs in its own process, so its CPU is not
   counted against the client; calls go over loopback HTTP/1.1 keep-alive.
 - End to end: per iteration, every arm makes one non-streamed ``chat.completions.create`` call,
   in a shuffled order, so drift and noise hit all arms alike. Reported: median and p95 per arm,
@@ -53,7 +53,7 @@ KEY = "sk-bench"
 
 def _start_server() -> tuple[subprocess.Popen[str], str]:
     proc = subprocess.Popen(
-        [sys.executable, str(REPO / "tests" / "fake_provider.py"), "--port", "0"],
+        [sys.executable, "-m", "ledger.testing.fake_provider", "--port", "0"],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -96,6 +96,16 @@ def _otel_create(client: openai.OpenAI) -> tuple[Callable[..., Any], Any]:
 def end_to_end(base_url: str, iterations: int, warmup: int) -> dict[str, Any]:
     home = Path(tempfile.mkdtemp(prefix="bench-ledger-"))
     lg = ledger.open(f"sqlite:///{home / 'ledger.db'}", home=home)
+    # The same sync arm on a ledger whose SQLite commits skip the power-loss fsync
+    # (LEDGER_SQLITE_SYNCHRONOUS=normal: still safe against a crash of the application).
+    normal_home = Path(tempfile.mkdtemp(prefix="bench-ledger-normal-"))
+    lg_normal = ledger.Ledger.from_settings(
+        ledger.Settings(
+            home=normal_home,
+            database_url=f"sqlite:///{normal_home / 'ledger.db'}",
+            sqlite_synchronous="normal",
+        )
+    )
 
     def sdk() -> openai.OpenAI:
         return openai.OpenAI(api_key=KEY, base_url=base_url, max_retries=0)
@@ -103,6 +113,7 @@ def end_to_end(base_url: str, iterations: int, warmup: int) -> dict[str, Any]:
     bare = sdk()
     wrapped_async = wrap(sdk(), ledger=lg, purpose="evaluate", durability="async")
     wrapped_sync = wrap(sdk(), ledger=lg, purpose="evaluate", durability="sync")
+    wrapped_sync_normal = wrap(sdk(), ledger=lg_normal, purpose="evaluate", durability="sync")
     otel_client = sdk()
     otel_call, exporter = _otel_create(otel_client)
 
@@ -112,6 +123,9 @@ def end_to_end(base_url: str, iterations: int, warmup: int) -> dict[str, Any]:
             model="m", messages=MESSAGES
         ),
         "wrapped_sync": lambda: wrapped_sync.chat.completions.create(model="m", messages=MESSAGES),
+        "sync_normal": lambda: wrapped_sync_normal.chat.completions.create(
+            model="m", messages=MESSAGES
+        ),
         "otel": lambda: otel_call(model="m", messages=MESSAGES),
     }
     times: dict[str, list[float]] = {name: [] for name in arms}
@@ -150,13 +164,14 @@ def end_to_end(base_url: str, iterations: int, warmup: int) -> dict[str, Any]:
 
     flush()
     entries = lg.size
-    for c in (bare, wrapped_async, wrapped_sync, otel_client):
+    for c in (bare, wrapped_async, wrapped_sync, wrapped_sync_normal, otel_client):
         c.close()
     lg.close()
+    lg_normal.close()
 
     base = times["bare"]
     result: dict[str, Any] = {"arms": {k: _summary(v) for k, v in times.items()}}
-    for name in ("wrapped_async", "wrapped_sync", "otel"):
+    for name in ("wrapped_async", "wrapped_sync", "sync_normal", "otel"):
         paired = [w - b for w, b in zip(times[name], base, strict=True)]
         result["arms"][name]["added_median_ms"] = round(
             (statistics.median(times[name]) - statistics.median(base)) * 1e3, 4

@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ledger.crypto.canonical import canonical_json, sha256_hex
-from ledger.errors import InputError, NotFoundError
+from ledger.errors import InputError
 from ledger.log.store import LogStore, VerdictRow
 from ledger.policy import CallFacts, DeclaredFacts, PolicySet, Verdict, evaluate
 
@@ -173,10 +173,3 @@ class Judge:
             Verdict.from_dict({**json.loads(row.document), "call": call})
             for row in self._store.verdicts(leaf_index, leaf_index + 1)
         ]
-
-    def current(self, leaf_index: int, body: Mapping[str, Any]) -> Verdict:
-        """The entry's verdict under today's policies and profile (stored if it is new)."""
-        found = self.reevaluate([(leaf_index, body)])
-        if not found:
-            raise NotFoundError(f"entry {leaf_index} declares no purpose: pass one to judge it for")
-        return found[0][1]

@@ -30,7 +30,7 @@ from sqlalchemy import Engine
 from ledger._judge import Judge
 from ledger.crypto.keys import SigningKey
 from ledger.crypto.note import Checkpoint, NoteSigner, sign_checkpoint, verifier_key_string
-from ledger.errors import ConfigError, InputError
+from ledger.errors import ConfigError, InputError, NotFoundError
 from ledger.log import schema
 from ledger.log.keyring import Keyring
 from ledger.log.records import PreparedEntry, Receipt, StoredEntry, prepare_entry
@@ -96,8 +96,11 @@ class Ledger:
     # -- opening -----------------------------------------------------------------------------
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Ledger:
-        """Open (creating and migrating if needed) the ledger ``settings`` describe."""
+    def from_settings(cls, settings: Settings, *, profile: DeclaredFacts | None = None) -> Ledger:
+        """Open (creating and migrating if needed) the ledger ``settings`` describe.
+
+        ``profile`` (the organization's declared facts) overrides ``settings.facts_file``.
+        """
         home = settings.home
         url = settings.resolved_database_url()
         if url.startswith("sqlite:///") and settings.database_url is None:
@@ -127,7 +130,8 @@ class Ledger:
                 checkpoint_every=settings.checkpoint_every,
                 checkpoint_interval=settings.checkpoint_interval,
                 judge=settings.judge,
-                profile=load_facts_file(settings.facts_file) if settings.facts_file else None,
+                profile=profile
+                or (load_facts_file(settings.facts_file) if settings.facts_file else None),
             )
         except BaseException:
             engine.dispose()
@@ -319,17 +323,15 @@ class Ledger:
     ) -> Verdict:
         """The entry's verdict under today's policies for its declared purpose (or ``purpose``).
 
-        The verdict reports what the dated terms say, with their sources; it is not legal
-        advice. A verdict that is new (new policies, facts or purpose) is stored as well.
+        A query: nothing is stored (``reevaluate`` stores). ``facts`` are merged over the
+        organization profile, so a what-if ("if the student competed...") is one call. The
+        verdict reports what the dated terms say, with their sources; it is not legal advice.
         """
         judge = self._judge or Judge(self.store)
-        body = self.entry(leaf_index).body
-        if purpose is None and facts is None:
-            return judge.current(leaf_index, body)
-        result = judge.reevaluate([(leaf_index, body)], purpose=purpose, facts=facts)
-        if not result:
-            raise InputError(f"entry {leaf_index} declares no purpose: pass one to judge it for")
-        return result[0][1]
+        verdict = judge.evaluate(self.entry(leaf_index).body, purpose, facts)
+        if verdict is None:
+            raise NotFoundError(f"entry {leaf_index} declares no purpose: pass one to judge it for")
+        return verdict
 
     def verdict_history(self, leaf_index: int) -> list[Verdict]:
         """Every verdict stored for the entry, oldest first (earlier policies and facts too)."""

@@ -322,45 +322,45 @@ class LogStore:
             )
         return [found[i] for i in indexes]
 
-    def _with_hashes(self, compute: Callable[[tree.HashReader], Any]) -> Any:
-        """Run a tree computation with the stored hashes it needs, read in one query."""
+    def _with_hashes(self, size: int, compute: Callable[[tree.HashReader], Any]) -> Any:
+        """Run a tree computation at ``size`` with the stored hashes it needs.
+
+        One connection, two indexed queries: the committed size (a proof past the end of the
+        log is an input error, not a missing hash) and the O(log n) hashes, in one IN (...).
+        """
+        if size < 0:
+            raise InputError("tree size must not be negative")
         needed = tree.plan(compute)
         with self._mapped_errors("reading stored hashes"), self.engine.connect() as conn:
+            current = self._size(conn)
+            if size > current:
+                raise InputError(f"tree size {size} is larger than the log ({current} entries)")
             values = dict(zip(needed, self._read_hashes(conn, needed), strict=True))
         return compute(lambda indexes: [values[i] for i in indexes])
-
-    def _check_size(self, size: int, what: str) -> None:
-        current = self.size()
-        if size > current:
-            raise InputError(f"{what} {size} is larger than the log ({current} entries)")
 
     def root(self, size: int | None = None) -> bytes:
         """Root hash at ``size`` (default: now)."""
         if size is None:
             size = self.size()
-        if size < 0:
-            raise InputError("tree size must not be negative")
-        self._check_size(size, "tree size")
-        return cast(bytes, self._with_hashes(lambda read: tree.root(size, read)))
+        tree_size = size
+        return cast(bytes, self._with_hashes(tree_size, lambda read: tree.root(tree_size, read)))
 
     def inclusion_proof(self, leaf_index: int, size: int) -> list[bytes]:
         """RFC 9162 inclusion proof of ``leaf_index`` in the tree of ``size`` leaves."""
         if not 0 <= leaf_index < size:
             raise InputError(f"leaf {leaf_index} is not in a tree of size {size}")
-        self._check_size(size, "tree size")
         return cast(
             list[bytes],
-            self._with_hashes(lambda read: tree.inclusion_proof(leaf_index, size, read)),
+            self._with_hashes(size, lambda read: tree.inclusion_proof(leaf_index, size, read)),
         )
 
     def consistency_proof(self, first: int, second: int) -> list[bytes]:
         """RFC 9162 consistency proof from tree size ``first`` to ``second``."""
         if not 0 <= first <= second:
             raise InputError(f"no consistency proof from size {first} to size {second}")
-        self._check_size(second, "tree size")
         return cast(
             list[bytes],
-            self._with_hashes(lambda read: tree.consistency_proof(first, second, read)),
+            self._with_hashes(second, lambda read: tree.consistency_proof(first, second, read)),
         )
 
     # -- checkpoints -------------------------------------------------------------------------

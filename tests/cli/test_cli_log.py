@@ -209,4 +209,6 @@ def test_unreachable_postgres_exits_2(tmp_path: Path) -> None:
 def test_demo_runs(tmp_path: Path) -> None:
     code, out, err = run(tmp_path / "demo", "demo")
     assert code == 0, err
+    assert "stand-in teacher API" in out
     assert "verify: ok" in out
+    assert "prohibited" in out  # the competing-LLM column

@@ -69,9 +69,11 @@ def test_reevaluation_keeps_earlier_verdicts(make_ledger: LedgerFactory) -> None
     assert [v.verdict for v in history] == ["unknown", "prohibited"]
     assert lg.reevaluate(facts=competing) == 1
     assert len(lg.verdict_history(0)) == 2  # same policies and facts: nothing new stored
-    other = lg.verdict(0, purpose="evaluate")
+    other = lg.verdict(0, purpose="evaluate")  # a query: nothing stored
     assert other.purpose == "evaluate"
-    assert len(lg.verdict_history(0)) == 3
+    assert len(lg.verdict_history(0)) == 2
+    assert lg.reevaluate(purpose="evaluate") == 1
+    assert [v.purpose for v in lg.verdict_history(0)][-1] == "evaluate"
 
 
 def test_verdict_needs_a_purpose(make_ledger: LedgerFactory) -> None:

@@ -1,6 +1,6 @@
 """Fixtures for recorder tests: one fake provider server per session, and a wire capture.
 
-``fake_provider`` is the local fake OpenAI/Anthropic/Gemini server (``tests/fake_provider.py``).
+``fake_provider`` is the local fake OpenAI/Anthropic/Gemini server (``ledger.testing``).
 ``capture`` is a small ``httpx2`` transport for adapter tests: it forwards to the real
 ``httpx2.HTTPTransport`` and keeps, per HTTP attempt, the request bytes and the response bytes
 exactly as they came off the wire (compressed if the wire was), so a test can build the
@@ -18,7 +18,7 @@ import httpx2
 import pytest
 
 from ledger.recorder.providers import Exchange
-from tests.fake_provider import FakeProviderServer
+from ledger.testing.fake_provider import FakeProviderServer
 
 # Credential headers never reach an Exchange (the transport strips them before adapters run).
 _CREDENTIALS = frozenset({"authorization", "x-api-key", "api-key", "x-goog-api-key"})
@@ -111,7 +111,7 @@ class CaptureTransport(httpx2.HTTPTransport):
 
 @pytest.fixture(scope="session")
 def fake_provider() -> Iterator[FakeProviderServer]:
-    """The local fake OpenAI/Anthropic/Gemini server (see ``tests/fake_provider.py``).
+    """The local fake OpenAI/Anthropic/Gemini server (see ``ledger/testing/fake_provider.py``).
 
     Attributes used by tests: ``base_url`` (``http://127.0.0.1:PORT``), ``openai_base_url``
     (with ``/v1``), ``anthropic_base_url``, ``gemini_base_url``, ``requests`` (every request

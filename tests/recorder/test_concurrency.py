@@ -17,7 +17,7 @@ import pytest
 
 import ledger
 from ledger.recorder import flush, recording, wrap
-from tests.fake_provider import FakeProviderServer
+from ledger.testing.fake_provider import FakeProviderServer
 from tests.recorder.helpers import API_KEY, HOSTS, open_ledger, outputs_sha
 
 MESSAGES: list[Any] = [{"role": "user", "content": "hi"}]

@@ -9,14 +9,12 @@ import statistics
 import subprocess
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.fake_provider import FakeProviderServer, expected_text
+from ledger.testing.fake_provider import FakeProviderServer, expected_text
 
-SCRIPT = Path(__file__).resolve().parents[1] / "fake_provider.py"
 CHAT = "/v1/chat/completions"
 
 
@@ -198,7 +196,7 @@ def test_other_routes(fake_provider: FakeProviderServer) -> None:
 
 def test_runs_as_a_script_and_prints_its_port() -> None:
     proc = subprocess.Popen(
-        [sys.executable, str(SCRIPT), "--port", "0"],
+        [sys.executable, "-m", "ledger.testing.fake_provider", "--port", "0"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -8,7 +8,7 @@ from pathlib import Path
 import openai
 
 from ledger.recorder import Recorder, flush, wrap
-from tests.fake_provider import FakeProviderServer
+from ledger.testing.fake_provider import FakeProviderServer
 from tests.recorder.helpers import API_KEY, HOSTS, open_ledger
 
 

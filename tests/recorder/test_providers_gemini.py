@@ -16,7 +16,7 @@ from google.genai import types
 
 from ledger.crypto.canonical import output_sha256
 from ledger.recorder.providers import CallFacts, Exchange, parse_exchange
-from tests.fake_provider import FakeProviderServer
+from ledger.testing.fake_provider import FakeProviderServer
 from tests.recorder.conftest import CaptureTransport
 
 MODEL = "gemini-test-flash"

@@ -18,7 +18,7 @@ import pytest
 
 from ledger.crypto.canonical import output_sha256
 from ledger.recorder.providers import CallFacts, Exchange, parse_exchange
-from tests.fake_provider import FakeProviderServer
+from ledger.testing.fake_provider import FakeProviderServer
 from tests.recorder.conftest import CaptureTransport
 
 MESSAGES = [{"role": "user", "content": "Say something."}]

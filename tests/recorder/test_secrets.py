@@ -14,7 +14,7 @@ from google import genai
 from google.genai import types
 
 from ledger.recorder import Spool, flush, wrap
-from tests.fake_provider import FakeProviderServer
+from ledger.testing.fake_provider import FakeProviderServer
 from tests.recorder.helpers import API_KEY, HOSTS, open_ledger
 
 MESSAGES: list[Any] = [{"role": "user", "content": "hi"}]

@@ -28,7 +28,7 @@ from ledger.recorder import (
     flush,
     recording,
 )
-from tests.fake_provider import FakeProviderServer
+from ledger.testing.fake_provider import FakeProviderServer
 from tests.recorder.helpers import API_KEY, HOSTS, open_ledger, outputs_sha, sha
 
 CHAT = {"model": "gpt-test", "messages": [{"role": "user", "content": "hi"}]}

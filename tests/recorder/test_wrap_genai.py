@@ -13,7 +13,7 @@ from google.genai import types
 
 import ledger
 from ledger.recorder import flush, recording, wrap
-from tests.fake_provider import FakeProviderServer
+from ledger.testing.fake_provider import FakeProviderServer
 from tests.recorder.helpers import (
     API_KEY,
     assert_common,

@@ -15,7 +15,7 @@ import pytest
 import ledger
 from ledger.errors import InputError
 from ledger.recorder import flush, recording_client, wrap
-from tests.fake_provider import FakeProviderServer
+from ledger.testing.fake_provider import FakeProviderServer
 from tests.recorder.helpers import API_KEY, HOSTS, open_ledger
 
 EMBED = {"model": "emb", "input": "x"}

@@ -13,7 +13,7 @@ import pytest
 
 import ledger
 from ledger.recorder import flush, wrap
-from tests.fake_provider import FakeProviderServer
+from ledger.testing.fake_provider import FakeProviderServer
 from tests.recorder.helpers import (
     API_KEY,
     HOSTS,

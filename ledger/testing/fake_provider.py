@@ -54,7 +54,7 @@ Provider-style response headers are always sent: OpenAI routes ``x-request-id``,
 output-tokens}-{limit,remaining,reset}``; Gemini routes ``server-timing`` only (Gemini documents
 no request-id header).
 
-Run standalone: ``python tests/fake_provider.py --port 0`` prints ``PORT <n>`` on its first
+Run standalone: ``python -m ledger.testing.fake_provider --port 0`` prints ``PORT <n>`` on its first
 stdout line and serves until interrupted.
 """
 
@@ -146,7 +146,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _read_body(self) -> bytes:
         if self.headers.get("transfer-encoding", "").lower() == "chunked":
-            parts = []
+            parts: list[bytes] = []
             while True:
                 size = int(self.rfile.readline().split(b";", 1)[0].strip() or b"0", 16)
                 if size == 0:
@@ -337,7 +337,7 @@ class _Handler(BaseHTTPRequestHandler):
 
         def events() -> Iterator[bytes]:
             for i in range(n):
-                first = {"role": "assistant", "content": ""}
+                first: dict[str, object] = {"role": "assistant", "content": ""}
                 if tools:
                     first = {"role": "assistant", "content": None, "tool_calls": [_tool_call(i)]}
                 yield chunk([{"index": i, "delta": first, "finish_reason": None}])
