@@ -55,6 +55,27 @@ class _Judged:
     document: str
 
 
+def _fast_key(body: Mapping[str, Any], purpose: object) -> Hashable | None:
+    """A cache key read straight off the body, for bodies in the recorder's own format.
+
+    Only timestamps in UTC ``...Z`` form qualify: their first ten characters are the UTC day
+    the engine picks versions by. Anything else takes the full path through ``CallFacts``.
+    """
+    stamp = body.get("started_at") or body.get("recorded_at")
+    if not isinstance(stamp, str) or not stamp.endswith("Z") or len(stamp) < 11:
+        return None
+    endpoint = body.get("endpoint")
+    host = endpoint.get("host") if isinstance(endpoint, Mapping) else None
+    model = body.get("response_model") or body.get("request_model")
+    key = ("raw", body.get("provider"), model, host, body.get("output_modality"), stamp[:10],
+           purpose)  # fmt: skip
+    try:
+        hash(key)
+    except TypeError:  # a malformed body (a list where a string belongs): the full path says so
+        return None
+    return key
+
+
 class Judge:
     """Evaluates entries with the policy engine and stores the verdicts."""
 
@@ -76,11 +97,15 @@ class Judge:
         body: Mapping[str, Any],
         purpose: str | None,
         facts: DeclaredFacts | Mapping[str, Any] | None,
-    ) -> tuple[_Judged, CallFacts] | None:
+    ) -> _Judged | None:
         chosen = purpose if purpose is not None else body.get("purpose")
         if chosen is None:
             return None
         own = body.get("facts")
+        fast = _fast_key(body, chosen) if own is None and facts is None else None
+        judged = self._cache.get(fast) if fast is not None else None
+        if judged is not None:
+            return judged
         merged = self.profile.merged(own if isinstance(own, Mapping) else None, facts)
         call = CallFacts.from_entry_body(body)
         day = call.at.date() if call.at is not None else None
@@ -97,10 +122,12 @@ class Judge:
                 sha256_hex(text.encode()),
                 text,
             )
-            if len(self._cache) >= _CACHE_LIMIT:
-                self._cache.clear()
-            self._cache[key] = judged
-        return judged, call
+        if len(self._cache) >= _CACHE_LIMIT:
+            self._cache.clear()
+        self._cache[key] = judged
+        if fast is not None:
+            self._cache[fast] = judged
+        return judged
 
     def evaluate(
         self,
@@ -109,11 +136,11 @@ class Judge:
         facts: DeclaredFacts | Mapping[str, Any] | None = None,
     ) -> Verdict | None:
         """Judge one entry body; None when no purpose is declared or given."""
-        result = self._judge(body, purpose, facts)
-        if result is None:
+        judged = self._judge(body, purpose, facts)
+        if judged is None:
             return None
-        judged, call = result
-        return dataclasses.replace(judged.verdict, call=call.model_dump(mode="json"))
+        call = CallFacts.from_entry_body(body).model_dump(mode="json")
+        return dataclasses.replace(judged.verdict, call=call)
 
     def _store_rows(self, judged: Iterable[tuple[int, _Judged]]) -> int:
         now = datetime.now(UTC)
@@ -143,7 +170,7 @@ class Judge:
                 log.warning("ledger: no verdict for leaf %d: %s", leaf_index, exc)
                 continue
             if result is not None:
-                judged.append((leaf_index, result[0]))
+                judged.append((leaf_index, result))
         return self._store_rows(judged)
 
     def reevaluate(
@@ -160,9 +187,9 @@ class Judge:
             result = self._judge(body, purpose, facts)
             if result is None:
                 continue
-            judged.append((leaf_index, result[0]))
-            call = result[1].model_dump(mode="json")
-            results.append((leaf_index, dataclasses.replace(result[0].verdict, call=call)))
+            judged.append((leaf_index, result))
+            call = CallFacts.from_entry_body(body).model_dump(mode="json")
+            results.append((leaf_index, dataclasses.replace(result.verdict, call=call)))
         self._store_rows(judged)
         return results
 

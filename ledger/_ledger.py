@@ -30,10 +30,11 @@ from sqlalchemy import Engine
 from ledger._judge import Judge
 from ledger.crypto.keys import SigningKey
 from ledger.crypto.note import Checkpoint, NoteSigner, sign_checkpoint, verifier_key_string
-from ledger.errors import ConfigError, InputError, NotFoundError
+from ledger.errors import ConfigError, InputError, LedgerError, NotFoundError
 from ledger.log import schema
 from ledger.log.keyring import Keyring
-from ledger.log.records import PreparedEntry, Receipt, StoredEntry, prepare_entry
+from ledger.log.records import PreparedEntry, Receipt, StoredEntry, prepare_entries
+from ledger.log.signing import BatchSigner
 from ledger.log.store import CheckpointRecord, KeyRecord, LogStore
 from ledger.log.verify import VerifyReport, verify_log
 from ledger.log.writer import Writer
@@ -83,9 +84,10 @@ class Ledger:
         latest = self.store.latest_checkpoint()
         self._checkpointed_size = latest.tree_size if latest else 0
         self._oldest_unsigned: float | None = None
+        self._signer = BatchSigner(keyring.recorder)
         self._writer = Writer(
             self.store,
-            lambda: self._keyring.recorder,
+            lambda: self._signer,
             batch_size=batch_size,
             after_commit=self._after_commit,
             idle_tick=checkpoint_interval / 4 if checkpoint_interval else None,
@@ -183,11 +185,10 @@ class Ledger:
 
     def append_many(self, bodies: Iterable[Mapping[str, Any]]) -> list[Receipt]:
         """Sign and commit many bodies, ``batch_size`` per transaction, in this thread."""
-        signer = self._keyring.recorder
         receipts: list[Receipt] = []
-        batch = []
+        batch: list[Mapping[str, Any]] = []
         for body in bodies:
-            batch.append(prepare_entry(body, signer))
+            batch.append(body)
             if len(batch) >= self._batch_size:
                 receipts.extend(self._commit(batch))
                 batch = []
@@ -195,7 +196,12 @@ class Ledger:
             receipts.extend(self._commit(batch))
         return receipts
 
-    def _commit(self, batch: Sequence[PreparedEntry]) -> list[Receipt]:
+    def _commit(self, bodies: Sequence[Mapping[str, Any]]) -> list[Receipt]:
+        batch = []
+        for result in prepare_entries(bodies, self._signer):
+            if isinstance(result, LedgerError):
+                raise result  # nothing of this batch is committed
+            batch.append(result)
         receipts = self.store.append(batch)
         self._after_commit(list(zip(batch, receipts, strict=True)))
         return receipts
@@ -228,6 +234,7 @@ class Ledger:
             return
         self._closed = True
         self._writer.close()
+        self._signer.close()
         self._engine.dispose()
         _open_ledgers.discard(self)
 
@@ -376,6 +383,9 @@ class Ledger:
             self.checkpoint()
         self._writer.flush()
         key = self._keyring.rotate(kind)
+        if kind == "recorder":
+            retired, self._signer = self._signer, BatchSigner(key)
+            retired.close()
         name = self.origin if kind == "log" else "recorder"
         self.store.register_key(kind, key.key_id, name, key.public_key.raw)
         return [k for k in self.store.keys() if k.key_id == key.key_id][-1]
@@ -405,6 +415,7 @@ def _reset_after_fork() -> None:
     for lg in list(_open_ledgers):
         lg.store.after_fork()
         lg._writer.after_fork()
+        lg._signer.after_fork()
 
 
 os.register_at_fork(after_in_child=_reset_after_fork)

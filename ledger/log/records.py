@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -20,8 +20,9 @@ from typing import Any
 from ledger.crypto.canonical import canonical_json
 from ledger.crypto.keys import SigningKey
 from ledger.crypto.merkle import leaf_hash
-from ledger.errors import InputError
+from ledger.errors import InputError, LedgerError
 from ledger.log.ids import uuid7
+from ledger.log.signing import BatchSigner
 
 __all__ = [
     "ENTRY_VERSION",
@@ -31,6 +32,7 @@ __all__ = [
     "StoredEntry",
     "format_timestamp",
     "parse_timestamp",
+    "prepare_entries",
     "prepare_entry",
     "signed_entry_bytes",
     "uuid7",
@@ -123,6 +125,37 @@ def prepare_entry(body: Mapping[str, Any], signer: SigningKey) -> PreparedEntry:
     Raises:
         InputError: the body is not a JSON object, or a field the ledger reads is malformed.
     """
+    full, recorded, body_bytes = _complete(body, signer.key_id)
+    return _finish(full, recorded, body_bytes, signer.key_id, signer.sign(body_bytes))
+
+
+def prepare_entries(
+    bodies: Sequence[Mapping[str, Any]], signer: BatchSigner
+) -> list[PreparedEntry | LedgerError]:
+    """:func:`prepare_entry` for a batch, signing all of it in one go (on two cores).
+
+    A body that cannot be prepared yields its error in its place; the others are unaffected.
+    """
+    results: list[PreparedEntry | LedgerError] = []
+    staged: list[tuple[int, dict[str, Any], datetime, bytes]] = []
+    for position, body in enumerate(bodies):
+        try:
+            full, recorded, body_bytes = _complete(body, signer.key_id)
+        except LedgerError as exc:
+            results.append(exc)
+            continue
+        results.append(_PENDING)
+        staged.append((position, full, recorded, body_bytes))
+    signatures = signer.sign_many([item[3] for item in staged])
+    for (position, full, recorded, body_bytes), signature in zip(staged, signatures, strict=True):
+        results[position] = _finish(full, recorded, body_bytes, signer.key_id, signature)
+    return results
+
+
+_PENDING = InputError("not prepared yet")  # a slot filled once the batch is signed
+
+
+def _complete(body: Mapping[str, Any], key_id: str) -> tuple[dict[str, Any], datetime, bytes]:
     if not isinstance(body, Mapping):
         raise InputError(f"an entry body must be a JSON object, not {type(body).__name__}")
     full = dict(body)
@@ -135,15 +168,20 @@ def prepare_entry(body: Mapping[str, Any], signer: SigningKey) -> PreparedEntry:
         recorded = parse_timestamp(full["recorded_at"])
     else:
         raise InputError("recorded_at must be an ISO-8601 string")
-    full.setdefault("recorder", signer.key_id)
+    full.setdefault("recorder", key_id)
     entry_id = full["id"]
     if not isinstance(entry_id, str) or not 0 < len(entry_id) <= 64:
         raise InputError("an entry id must be a non-empty string of at most 64 characters")
-    body_bytes = canonical_json(full)
-    sig = base64.b64encode(signer.sign(body_bytes)).decode("ascii")
-    data = signed_entry_bytes(body_bytes, signer.key_id, sig)
+    return full, recorded, canonical_json(full)
+
+
+def _finish(
+    full: dict[str, Any], recorded: datetime, body_bytes: bytes, key_id: str, signature: bytes
+) -> PreparedEntry:
+    sig = base64.b64encode(signature).decode("ascii")
+    data = signed_entry_bytes(body_bytes, key_id, sig)
     columns = tuple(_column(full.get(name)) for name in INDEXED_COLUMNS)
-    return PreparedEntry(entry_id, data, leaf_hash(data), signer.key_id, recorded, columns, full)
+    return PreparedEntry(full["id"], data, leaf_hash(data), key_id, recorded, columns, full)
 
 
 def signed_entry_bytes(body_bytes: bytes, key_id: str, sig: str) -> bytes:

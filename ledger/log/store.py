@@ -181,7 +181,7 @@ class LogStore:
                 if entry_rows:
                     # Straight to the driver's executemany: SQLAlchemy's per-row parameter
                     # processing cost more than the inserts themselves at group-commit sizes.
-                    mark = "?" if sqlite else "%s"
+                    mark = self._mark()
                     conn.exec_driver_sql(_insert_sql("entries", _ENTRY_COLUMNS, mark), entry_rows)
                     conn.exec_driver_sql(
                         _insert_sql("tree_hashes", ("idx", "hash"), mark), hash_rows
@@ -259,28 +259,36 @@ class LogStore:
         batch: int = 5_000,
         filters: Mapping[str, str] | None = None,
     ) -> Iterator[tuple[int, bytes, bytes, str]]:
-        """``(leaf_index, leaf data, stored leaf hash, entry id)`` in leaf order, paged."""
+        """``(leaf_index, leaf data, stored leaf hash, entry id)`` in leaf order, paged.
+
+        Straight to the driver: verification reads every row of the log through here, and
+        SQLAlchemy's result processing cost more per row than the database did.
+        """
+        mark = self._mark()
+        conditions = [f"leaf_index >= {mark}"]
+        fixed: list[object] = []
+        if stop is not None:
+            conditions.append(f"leaf_index < {mark}")
+            fixed.append(stop)
+        for column, value in (filters or {}).items():
+            if column not in INDEXED_COLUMNS:
+                raise InputError(f"cannot filter entries on {column!r}")
+            conditions.append(f"{column} = {mark}")
+            fixed.append(value)
+        sql = (
+            "SELECT leaf_index, entry, leaf_hash, entry_id FROM entries WHERE "  # noqa: S608 - fixed names
+            + " AND ".join(conditions)
+            + f" ORDER BY leaf_index LIMIT {mark}"
+        )
         position = start
-        while stop is None or position < stop:
-            query = (
-                select(
-                    ENTRIES.c.leaf_index, ENTRIES.c.entry, ENTRIES.c.leaf_hash, ENTRIES.c.entry_id
-                )
-                .where(ENTRIES.c.leaf_index >= position)
-                .order_by(ENTRIES.c.leaf_index)
-                .limit(batch)
-            )
-            if stop is not None:
-                query = query.where(ENTRIES.c.leaf_index < stop)
-            for column, value in (filters or {}).items():
-                query = query.where(ENTRIES.c[column] == value)
+        while True:
             with self._mapped_errors("reading entries"), self.engine.connect() as conn:
-                rows = conn.execute(query).all()
+                rows = conn.exec_driver_sql(sql, (position, *fixed, batch)).all()
             if not rows:
                 return
             for leaf_index, data, stored_hash, entry_id in rows:
-                yield int(leaf_index), bytes(data), bytes(stored_hash), entry_id
-            position = int(rows[-1][0]) + 1
+                yield leaf_index, bytes(data), bytes(stored_hash), entry_id
+            position = rows[-1][0] + 1
 
     def entries(
         self, start: int = 0, stop: int | None = None, filters: Mapping[str, str] | None = None
@@ -290,21 +298,22 @@ class LogStore:
             yield StoredEntry(leaf_index, json.loads(data), stored_hash)
 
     def raw_hashes(self, start: int = 0, *, batch: int = 20_000) -> Iterator[tuple[int, bytes]]:
-        """Every stored hash ``(idx, hash)`` in index order, paged."""
+        """Every stored hash ``(idx, hash)`` in index order, paged (straight to the driver)."""
+        mark = self._mark()
+        sql = f"SELECT idx, hash FROM tree_hashes WHERE idx >= {mark} ORDER BY idx LIMIT {mark}"  # noqa: S608 - fixed names
         position = start
         while True:
             with self._mapped_errors("reading stored hashes"), self.engine.connect() as conn:
-                rows = conn.execute(
-                    select(HASHES.c.idx, HASHES.c.hash)
-                    .where(HASHES.c.idx >= position)
-                    .order_by(HASHES.c.idx)
-                    .limit(batch)
-                ).all()
+                rows = conn.exec_driver_sql(sql, (position, batch)).all()
             if not rows:
                 return
             for idx, value in rows:
-                yield int(idx), bytes(value)
-            position = int(rows[-1][0]) + 1
+                yield idx, bytes(value)
+            position = rows[-1][0] + 1
+
+    def _mark(self) -> str:
+        # The driver's positional placeholder: sqlite3 takes ?, psycopg takes %s.
+        return "?" if self.engine.dialect.name == "sqlite" else "%s"
 
     def _read_hashes(self, conn: Connection, indexes: Sequence[int]) -> list[bytes]:
         found: dict[int, bytes] = {}
@@ -454,7 +463,7 @@ class LogStore:
         if not rows:
             return
         sqlite = self.engine.dialect.name == "sqlite"
-        mark = "?" if sqlite else "%s"
+        mark = self._mark()
         docs = dict(documents) if documents is not None else {
             r.document_sha256: r.document for r in rows
         }  # fmt: skip

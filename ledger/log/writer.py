@@ -27,9 +27,9 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
 from typing import Any
 
-from ledger.crypto.keys import SigningKey
 from ledger.errors import LedgerError, StoreError
-from ledger.log.records import PreparedEntry, Receipt, prepare_entry
+from ledger.log.records import PreparedEntry, Receipt, prepare_entries
+from ledger.log.signing import BatchSigner
 from ledger.log.store import LogStore
 
 __all__ = ["Writer"]
@@ -43,7 +43,7 @@ class Writer:
     def __init__(
         self,
         store: LogStore,
-        signer: Callable[[], SigningKey],
+        signer: Callable[[], BatchSigner],
         *,
         batch_size: int,
         after_commit: Callable[[Sequence[tuple[PreparedEntry, Receipt]]], None] | None = None,
@@ -137,18 +137,17 @@ class Writer:
         self, batch: list[tuple[Mapping[str, Any], Future[Receipt]]]
     ) -> tuple[list[tuple[PreparedEntry, Receipt]], list[Future[Receipt]]]:
         """Sign and append a batch; return the committed pairs and their waiting futures."""
-        signer = self._signer()
+        live = [(body, future) for body, future in batch if future.set_running_or_notify_cancel()]
         prepared: list[PreparedEntry] = []
         waiting: list[Future[Receipt]] = []
-        for body, future in batch:
-            if not future.set_running_or_notify_cancel():
-                continue
-            try:
-                prepared.append(prepare_entry(body, signer))
-            except LedgerError as exc:
-                future.set_exception(exc)
-                continue
-            waiting.append(future)
+        for (_, future), result in zip(
+            live, prepare_entries([body for body, _ in live], self._signer()), strict=True
+        ):
+            if isinstance(result, LedgerError):
+                future.set_exception(result)
+            else:
+                prepared.append(result)
+                waiting.append(future)
         if not prepared:
             return [], []
         try:

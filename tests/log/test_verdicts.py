@@ -124,3 +124,24 @@ def test_shared_documents_and_per_day_versions(make_ledger: LedgerFactory) -> No
         stored = lg.verdict_history(leaf)[0]
         assert stored.policy_digest == direct.policy_digest
         assert stored.call == direct.call  # rebuilt from the entry, not from another call
+
+
+def test_offset_timestamps_are_judged_by_their_utc_day(make_ledger: LedgerFactory) -> None:
+    lg = make_ledger()
+    lg.append_many(
+        [
+            openai_call(0, started_at="2025-05-30T23:00:00.000000Z"),
+            # The same instant written with an offset: still 2025-05-30 in UTC, and it must
+            # not share a cache slot with the 2025-05-31 calls that follow.
+            openai_call(1, started_at="2025-05-31T01:00:00+02:00"),
+            openai_call(2, started_at="2025-05-31T00:00:01.000000Z"),
+        ]
+    )
+    with lg.store.engine.connect() as conn:
+        digests = [
+            row[0]
+            for row in conn.execute(
+                text("SELECT policy_digest FROM verdicts ORDER BY leaf_index")
+            ).all()
+        ]
+    assert digests[0] == digests[1] != digests[2]
