@@ -311,11 +311,31 @@ class LogStore:
                 yield idx, bytes(value)
             position = rows[-1][0] + 1
 
+    def raw_hashes_between(self, low: int, high: int) -> list[tuple[int, bytes]]:
+        """Stored hashes with ``low <= idx < high``, in index order (one query)."""
+        mark = self._mark()
+        sql = f"SELECT idx, hash FROM tree_hashes WHERE idx >= {mark} AND idx < {mark} ORDER BY idx"  # noqa: S608 - fixed names
+        with self._mapped_errors("reading stored hashes"), self.engine.connect() as conn:
+            rows = conn.exec_driver_sql(sql, (low, high)).all()
+        return [(idx, bytes(value)) for idx, value in rows]
+
+    def hashes_by_index(self, indexes: Sequence[int]) -> dict[int, bytes]:
+        """The stored hashes at ``indexes`` that exist (missing ones are simply absent)."""
+        with self._mapped_errors("reading stored hashes"), self.engine.connect() as conn:
+            return self._fetch_hashes(conn, indexes)
+
+    def max_stored_index(self) -> int | None:
+        """The highest stored hash index, or None when there is none."""
+        with self._mapped_errors("reading stored hashes"), self.engine.connect() as conn:
+            value = conn.execute(select(func.max(HASHES.c.idx))).scalar()
+        return None if value is None else int(value)
+
     def _mark(self) -> str:
         # The driver's positional placeholder: sqlite3 takes ?, psycopg takes %s.
         return "?" if self.engine.dialect.name == "sqlite" else "%s"
 
-    def _read_hashes(self, conn: Connection, indexes: Sequence[int]) -> list[bytes]:
+    @staticmethod
+    def _fetch_hashes(conn: Connection, indexes: Sequence[int]) -> dict[int, bytes]:
         found: dict[int, bytes] = {}
         for start in range(0, len(indexes), _IN_CHUNK):
             chunk = indexes[start : start + _IN_CHUNK]
@@ -323,6 +343,10 @@ class LogStore:
                 select(HASHES.c.idx, HASHES.c.hash).where(HASHES.c.idx.in_(chunk))
             ):
                 found[int(idx)] = bytes(value)
+        return found
+
+    def _read_hashes(self, conn: Connection, indexes: Sequence[int]) -> list[bytes]:
+        found = self._fetch_hashes(conn, indexes)
         missing = [i for i in indexes if i not in found]
         if missing:
             level, first, end = tree.subtree_range(missing[0])

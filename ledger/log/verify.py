@@ -16,33 +16,23 @@ What is checked, in one pass in leaf order:
    exceed the log and their root must equal the recomputed root, which catches a rollback or a
    fork even when the attacker re-signed everything with the log's own key.
 
-Signature checks dominate the cost, so steps 2 run in worker processes on every core while
-the main process reads rows and rebuilds the tree. The report names every problem; the first
-one (lowest leaf index, then checkpoints) is the headline.
+Signature checks dominate the cost, so steps 1-4 run in worker processes on every core, one
+aligned chunk of leaves each (:mod:`ledger.log.rebuild`); the main process only folds chunk
+roots. The report names every problem; the first one (lowest leaf index, then checkpoints)
+is the headline.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
-import os
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from multiprocessing import get_context
 from typing import Any
 
-from ledger.crypto import tree
-from ledger.crypto.canonical import canonical_json
-from ledger.crypto.keys import VerifyingKey
-from ledger.crypto.merkle import leaf_hash, verify_consistency
+from ledger.crypto.merkle import verify_consistency
 from ledger.crypto.note import Checkpoint, NoteVerifier, verifier_key_string, verify_checkpoint
-from ledger.crypto.tree import TreeFrontier
 from ledger.errors import LedgerError
-from ledger.log.records import signed_entry_bytes
-from ledger.log.schema import make_engine
+from ledger.log.rebuild import rebuild
 from ledger.log.store import CheckpointRecord, LogStore
 
 __all__ = ["Problem", "VerifyReport", "verify_log"]
@@ -111,78 +101,6 @@ class VerifyReport:
         }
 
 
-# -- entry checks (run in worker processes) ----------------------------------------------------
-
-_worker_keys: dict[str, VerifyingKey] = {}
-_worker_store: list[LogStore] = []
-
-# What a worker returns for a range of leaves: the leaf indexes it found, the leaf hash it
-# computed for each, and its problems as (leaf index, what, stage).
-RangeResult = tuple[list[int], list[bytes], list[tuple[int, str, int]]]
-
-
-def _init_worker(recorder_keys: Mapping[str, bytes], url: str | None) -> None:
-    _worker_keys.clear()
-    _worker_keys.update({kid: VerifyingKey.from_raw(raw) for kid, raw in recorder_keys.items()})
-    if url is not None:
-        _worker_store[:] = [LogStore(make_engine(url, pool_size=1))]
-
-
-def _check_range(bounds: tuple[int, int]) -> RangeResult:
-    """Read leaves ``[start, stop)`` and check each one; runs in a worker process.
-
-    The worker reads the rows itself, so entries never cross a process boundary: only 32-byte
-    leaf hashes come back for the main process to rebuild the tree with.
-    """
-    start, stop = bounds
-    indexes: list[int] = []
-    hashes: list[bytes] = []
-    problems: list[tuple[int, str, int]] = []
-    for leaf_index, data, stored_leaf_hash, entry_id in _worker_store[0].raw_entries(start, stop):
-        indexes.append(leaf_index)
-        computed = leaf_hash(data)
-        hashes.append(computed)
-        what = _check_entry(data, entry_id)
-        if what is not None:
-            problems.append((leaf_index, what, 0))
-        if computed != stored_leaf_hash:
-            problems.append((leaf_index, "stored leaf hash does not match the entry", 1))
-    return indexes, hashes, problems
-
-
-def _check_entry(data: bytes, entry_id: str) -> str | None:
-    try:
-        signed = json.loads(data)
-    except (ValueError, UnicodeDecodeError):
-        return "entry is not valid JSON"
-    if not isinstance(signed, dict) or set(signed) != {"body", "key_id", "sig"}:
-        return "entry is not a signed entry object {body, key_id, sig}"
-    body = signed["body"]
-    if not isinstance(body, dict):
-        return "entry body is not a JSON object"
-    key_id, sig = signed["key_id"], signed["sig"]
-    if not isinstance(key_id, str) or not isinstance(sig, str):
-        return "entry key_id and sig must be strings"
-    try:
-        body_bytes = canonical_json(body)
-    except LedgerError as exc:
-        return f"entry cannot be canonicalized: {exc}"
-    if signed_entry_bytes(body_bytes, key_id, sig) != data:
-        return "entry bytes are not in RFC 8785 canonical form"
-    if body.get("id") != entry_id:
-        return f"body id {body.get('id')!r} does not match the indexed entry id {entry_id!r}"
-    key = _worker_keys.get(key_id)
-    if key is None:
-        return f"signed by unknown recorder key {key_id!r}"
-    try:
-        signature = base64.b64decode(sig, validate=True)
-    except (binascii.Error, TypeError, ValueError):
-        return "signature is not base64"
-    if not key.is_valid(signature, body_bytes):
-        return f"signature does not verify under recorder key {key.key_id[:16]}"
-    return None
-
-
 # -- the pass over the log ---------------------------------------------------------------------
 
 
@@ -204,11 +122,14 @@ def verify_log(
     checkpoints = store.checkpoints()
     problems: list[Problem] = []
     # Sizes at which the recomputed root must be known.
-    wanted: dict[int, bytes | None] = {c.tree_size: None for c in checkpoints}
-    wanted.update({t.size: None for t in trusted})
+    wanted = {c.tree_size for c in checkpoints} | {t.size for t in trusted}
 
-    size, roots = _walk(store, recorder_keys, wanted, problems, workers)
-    final_root = roots.get(size) or b""
+    rebuilt = rebuild(store, recorder_keys, wanted, workers)
+    size, roots = rebuilt.size, rebuilt.roots
+    final_root = roots[size]
+    problems.extend(
+        Problem(what, leaf_index=leaf, stage=stage) for leaf, what, stage in rebuilt.problems
+    )
     problems.extend(_check_checkpoints(store, checkpoints, log_verifiers, roots, size))
     for number, auditor in enumerate(trusted):
         where = f"auditor checkpoint {number} (size {auditor.size})"
@@ -229,107 +150,6 @@ def verify_log(
         seconds=time.perf_counter() - started,
         problems=tuple(problems),
     )
-
-
-def _walk(
-    store: LogStore,
-    recorder_keys: Mapping[str, bytes],
-    wanted: dict[int, bytes | None],
-    problems: list[Problem],
-    workers: int | None,
-) -> tuple[int, dict[int, bytes]]:
-    total = store.size()
-    ranges = [(start, min(start + _CHUNK, total)) for start in range(0, total, _CHUNK)]
-    if total > _INLINE_LIMIT and (workers is None or workers > 1):
-        url = store.engine.url.render_as_string(hide_password=False)
-        with ProcessPoolExecutor(
-            max_workers=workers or os.cpu_count() or 1,
-            mp_context=get_context("spawn"),
-            initializer=_init_worker,
-            initargs=(dict(recorder_keys), url),
-        ) as pool:
-            # map() hands results back in range order while the workers run ahead.
-            return _rebuild(store, pool.map(_check_range, ranges), wanted, problems, total)
-    _init_worker(recorder_keys, None)
-    _worker_store[:] = [store]
-    try:
-        return _rebuild(store, map(_check_range, ranges), wanted, problems, total)
-    finally:
-        _worker_store.clear()
-
-
-def _rebuild(
-    store: LogStore,
-    results: Iterable[RangeResult],
-    wanted: dict[int, bytes | None],
-    problems: list[Problem],
-    total: int,
-) -> tuple[int, dict[int, bytes]]:
-    """Rebuild the tree from the checked leaf hashes, comparing every stored subtree hash."""
-    frontier = TreeFrontier()
-    roots: dict[int, bytes] = {0: frontier.root()} if 0 in wanted else {}
-    stored = store.raw_hashes()
-    next_stored = _next(stored)
-    expected_idx = 0
-    last_bad_leaf = -1
-    gap = False
-    for indexes, hashes, range_problems in results:
-        for leaf_index, what, stage in range_problems:
-            problems.append(Problem(what, leaf_index=leaf_index, stage=stage))
-            if stage:
-                last_bad_leaf = max(last_bad_leaf, leaf_index)
-        if gap:
-            continue
-        for leaf_index, computed in zip(indexes, hashes, strict=True):
-            if leaf_index != frontier.size:
-                problems.append(
-                    Problem(
-                        f"leaf {frontier.size} is missing: the next stored leaf is {leaf_index}",
-                        leaf_index=frontier.size,
-                    )
-                )
-                gap = True
-                break
-            for created in frontier.append(computed):
-                if next_stored is None or next_stored[0] != expected_idx:
-                    problems.append(
-                        Problem(
-                            f"stored subtree hash {expected_idx} is missing", leaf_index=leaf_index
-                        )
-                    )
-                    next_stored = None
-                elif next_stored[1] != created:
-                    level, first, end = tree.subtree_range(expected_idx)
-                    # A subtree over a leaf already reported differs as a consequence; only
-                    # a mismatch whose leaves all checked out is news (the hash itself changed).
-                    if last_bad_leaf < first:
-                        problems.append(
-                            Problem(
-                                f"stored subtree hash {expected_idx} (level {level}, leaves "
-                                f"{first}..{end - 1}) differs from the recomputed one",
-                                leaf_index=first,
-                            )
-                        )
-                        last_bad_leaf = end - 1
-                if next_stored is not None:
-                    next_stored = _next(stored)
-                expected_idx += 1
-            if frontier.size in wanted:
-                roots[frontier.size] = frontier.root()
-    if not gap and frontier.size < total:
-        problems.append(Problem(f"leaf {frontier.size} is missing", leaf_index=frontier.size))
-    if next_stored is not None and next_stored[0] >= expected_idx and frontier.size == total:
-        problems.append(
-            Problem(
-                f"stored subtree hash {next_stored[0]} lies beyond the {frontier.size}-leaf tree"
-            )
-        )
-    roots[frontier.size] = frontier.root()
-    return frontier.size, roots
-
-
-def _next(it: Iterator[tuple[int, bytes]]) -> tuple[int, bytes] | None:
-    return next(it, None)
 
 
 def _check_checkpoints(

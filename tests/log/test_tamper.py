@@ -172,3 +172,26 @@ def test_rollback_and_fork_caught_by_auditor_checkpoint(
     code, out = verify_cli(lg, "--checkpoint", str(auditor_copy))
     assert code == 1
     assert "the log was forked" in out
+
+
+def test_tampering_found_across_worker_chunks(sqlite_ledger: Ledger) -> None:
+    # Large enough for worker processes and several aligned chunks of 2,048 leaves.
+    lg = sqlite_ledger
+    lg.append_many([body(i) for i in range(5_000)])
+    lg.checkpoint()
+    assert lg.verify().ok
+    drop_triggers(lg)
+    with lg.store.engine.begin() as conn:
+        # A hash above the chunk level (only the main process checks those) ...
+        conn.execute(
+            text("UPDATE tree_hashes SET hash = :h WHERE idx = :i"),
+            {"h": b"\x05" * 32, "i": stored_index(12, 0)},
+        )
+        # ... and a forged signature just past a chunk boundary, outside those leaves.
+        data = entry_bytes(conn, 4_097).replace(b'"sig":"', b'"sig":"AAAA')
+        conn.execute(text("UPDATE entries SET entry = :e WHERE leaf_index = 4097"), {"e": data})
+    report = lg.verify()
+    found = [str(p) for p in report.problems]
+    assert str(report.first_problem).startswith("leaf 0: stored subtree hash")
+    assert "(level 12, leaves 0..4095)" in found[0]
+    assert any(p.startswith("leaf 4097: signature does not verify") for p in found)
