@@ -77,7 +77,7 @@ class Settings(BaseSettings):
         default="async", description="Whether a recorded call waits for its entry to commit."
     )
 
-    # --- conduct detectors (ledger audit conduct; owned by ledger/policy/conduct.py) ----------
+    # --- conduct detectors (ledger audit conduct; owned by ledger/policy/conduct/) ----------
     conduct_config: Path | None = Field(
         default=None,
         description=(

@@ -1,0 +1,127 @@
+"""The entry point: run every conduct detector and cite the clauses each finding may breach.
+
+Invariants:
+
+- Pure: entries in, findings out; the only outside knowledge is the clause lookup
+  (``ledger.policy.conduct_rules`` unless another is given).
+- Calls are sorted by (time, leaf index) once, before any detector runs; ``self-hosted`` calls
+  are dropped (open weights on one's own server answer to no provider's terms).
+- Clauses are those in force at the finding's first entry; findings come out most severe first,
+  then by time, kind and entries, so equal input gives equal output.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from ledger.errors import InputError
+from ledger.policy.conduct.accounts import key_sharing, multi_account, rate_limit_evasion
+from ledger.policy.conduct.calls import Call, Draft, iso, normalize
+from ledger.policy.conduct.endpoints import HostClassifier, identity_spoofing, unofficial_endpoint
+from ledger.policy.conduct.model import (
+    DEFAULT_OFFICIAL_HOSTS,
+    SEVERITY_RANK,
+    ConductThresholds,
+    EntryLike,
+    Finding,
+    RulesLookup,
+)
+from ledger.policy.conduct.safety import safety_bypass
+from ledger.policy.engine import conduct_rules
+
+# --------------------------------------------------------------------------------------------
+# Entry point
+
+
+def detect(
+    entries: Iterable[EntryLike | tuple[int, Mapping[str, Any]]],
+    *,
+    thresholds: ConductThresholds | None = None,
+    official_hosts: Mapping[str, set[str] | frozenset[str]] | None = None,
+    rules: RulesLookup | None = None,
+) -> list[Finding]:
+    """Run every conduct detector over ``entries`` and cite the clauses each finding may breach.
+
+    Args:
+        entries: stored entries (anything with ``leaf_index`` and ``body``) or
+            ``(leaf_index, body)`` pairs, in any order.
+        thresholds: detector limits; the documented defaults when omitted.
+        official_hosts: ``{provider: host patterns}`` replacing the default official hosts of
+            the providers it names (others keep :data:`DEFAULT_OFFICIAL_HOSTS`).
+        rules: the clause lookup; :func:`ledger.policy.conduct_rules` (the shipped policies)
+            when omitted.
+
+    Returns:
+        Findings, most severe first, then by time.
+
+    Raises:
+        InputError: an entry whose body is not a JSON object.
+
+    Example:
+        >>> detect([(0, {"provider": "openai", "started_at": "2026-01-01T00:00:00Z",
+        ...              "endpoint": {"host": "chatgpt.com"}})])[0].kind
+        'unofficial-endpoint'
+    """
+    th = thresholds or ConductThresholds()
+    hosts = dict(DEFAULT_OFFICIAL_HOSTS)
+    for provider, patterns in (official_hosts or {}).items():
+        hosts[provider] = frozenset(p.lower() for p in patterns)
+    classify = HostClassifier(hosts)
+    calls: list[Call] = []
+    for item in entries:
+        if isinstance(item, tuple) and not isinstance(item[1], Mapping):
+            raise InputError(f"entry {item[0]}: the body is not a JSON object")
+        call = normalize(item)
+        # Open weights on one's own server answer to no provider's terms of service.
+        if call is not None and call.provider != "self-hosted":
+            calls.append(call)
+    calls.sort(key=lambda c: (c.t, c.leaf))
+    drafts = [
+        *multi_account(calls, th),
+        *rate_limit_evasion(calls, th),
+        *key_sharing(calls, th),
+        *unofficial_endpoint(calls, classify),
+        *identity_spoofing(calls, classify),
+        *safety_bypass(calls, th),
+    ]
+    lookup = rules if rules is not None else conduct_rules
+    findings = [_finish(draft, lookup) for draft in drafts]
+    findings.sort(
+        key=lambda f: (SEVERITY_RANK[f.severity], f.first_at or "", f.kind, f.leaf_indexes)
+    )
+    return findings
+
+
+def _finish(draft: Draft, rules: RulesLookup) -> Finding:
+    draft.calls.sort(key=lambda c: (c.t, c.leaf))
+    first, last = draft.calls[0], draft.calls[-1]
+    at = datetime.fromtimestamp(first.t, UTC)
+    refs = tuple(rules(draft.provider, draft.kind, at))
+    if refs:
+        cited = "; ".join(f"{r.clause} [{r.rule_id}]" for r in refs)
+        summary = f"{_capitalize(draft.pattern)}, which may breach {cited}."
+        note = None
+    else:
+        note = f"no {draft.kind} clause found for {draft.provider} in force on {at.date()}"
+        summary = (
+            f"{_capitalize(draft.pattern)}, which may breach the terms of {draft.provider} "
+            f"only if they forbid it: {note}."
+        )
+    return Finding(
+        kind=draft.kind,
+        severity=draft.severity,
+        summary=summary,
+        leaf_indexes=tuple(sorted({c.leaf for c in draft.calls})),
+        provider=draft.provider,
+        clauses=refs,
+        clauses_note=note,
+        evidence=draft.evidence,
+        first_at=iso(first.t),
+        last_at=iso(last.t),
+    )
+
+
+def _capitalize(text: str) -> str:
+    return text[:1].upper() + text[1:]
