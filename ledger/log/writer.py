@@ -70,7 +70,10 @@ class Writer:
             self._pending += 1
             if self._thread is None:
                 self._start()
-            self._cond.notify_all()
+            if len(self._queue) == 1:
+                # Only an idle writer is waiting for work; a busy one takes the whole queue
+                # when its commit ends, so waking it for every submission is wasted effort.
+                self._cond.notify_all()
         return future
 
     def after_fork(self) -> None:
