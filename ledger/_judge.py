@@ -23,12 +23,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-from collections.abc import Hashable, Iterable, Mapping
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from ledger.crypto.canonical import canonical_json, sha256_hex
 from ledger.errors import InputError
+from ledger.log.records import PreparedEntry, Receipt
 from ledger.log.store import LogStore, VerdictRow
 from ledger.policy import CallFacts, DeclaredFacts, PolicySet, Verdict, evaluate
 
@@ -90,7 +91,6 @@ class Judge:
         self.profile = profile or DeclaredFacts()
         self._policies = policies
         self._cache: dict[Hashable, _Judged] = {}
-        self._stored_documents: set[str] = set()
 
     def _judge(
         self,
@@ -142,36 +142,35 @@ class Judge:
         call = CallFacts.from_entry_body(body).model_dump(mode="json")
         return dataclasses.replace(judged.verdict, call=call)
 
-    def _store_rows(self, judged: Iterable[tuple[int, _Judged]]) -> int:
+    @staticmethod
+    def _rows(judged: Iterable[tuple[int, _Judged]]) -> list[VerdictRow]:
         now = datetime.now(UTC)
-        rows = [
+        return [
             VerdictRow(
                 leaf_index, j.verdict.purpose, j.policy_digest, j.facts_digest,
                 j.verdict.verdict, j.document_sha256, now, j.document,
             )
             for leaf_index, j in judged
         ]  # fmt: skip
-        documents = {
-            r.document_sha256: r.document
-            for r in rows
-            if r.document_sha256 not in self._stored_documents
-        }
-        self._store.add_verdicts(rows, documents)
-        self._stored_documents.update(documents)
-        return len(rows)
 
-    def record(self, committed: Iterable[tuple[int, Mapping[str, Any]]]) -> int:
-        """Judge freshly committed entries and store their verdicts; return how many."""
+    def annex(self, committed: Sequence[tuple[PreparedEntry, Receipt]]) -> list[VerdictRow]:
+        """Verdict rows for entries being appended (stored in the same transaction).
+
+        A body the engine cannot read is logged and gets no verdict; the append goes on.
+        """
         judged = []
-        for leaf_index, body in committed:
+        for item, receipt in committed:
             try:
-                result = self._judge(body, None, None)
+                result = self._judge(item.body, None, None)
             except InputError as exc:
-                log.warning("ledger: no verdict for leaf %d: %s", leaf_index, exc)
+                log.warning("ledger: no verdict for leaf %d: %s", receipt.leaf_index, exc)
+                continue
+            except Exception:  # a fault in judging must never cost the entry its commit
+                log.exception("ledger: judging leaf %d failed", receipt.leaf_index)
                 continue
             if result is not None:
-                judged.append((leaf_index, result))
-        return self._store_rows(judged)
+                judged.append((receipt.leaf_index, result))
+        return self._rows(judged)
 
     def reevaluate(
         self,
@@ -190,7 +189,7 @@ class Judge:
             judged.append((leaf_index, result))
             call = CallFacts.from_entry_body(body).model_dump(mode="json")
             results.append((leaf_index, dataclasses.replace(result.verdict, call=call)))
-        self._store_rows(judged)
+        self._store.add_verdicts(self._rows(judged))
         return results
 
     def history(self, leaf_index: int, body: Mapping[str, Any]) -> list[Verdict]:

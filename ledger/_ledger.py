@@ -33,7 +33,7 @@ from ledger.crypto.note import Checkpoint, NoteSigner, sign_checkpoint, verifier
 from ledger.errors import ConfigError, InputError, LedgerError, NotFoundError
 from ledger.log import schema
 from ledger.log.keyring import Keyring
-from ledger.log.records import PreparedEntry, Receipt, StoredEntry, prepare_entries
+from ledger.log.records import Receipt, StoredEntry, prepare_entries
 from ledger.log.signing import BatchSigner
 from ledger.log.store import CheckpointRecord, KeyRecord, LogStore
 from ledger.log.verify import VerifyReport, verify_log
@@ -80,6 +80,8 @@ class Ledger:
         self._batch_size = batch_size
         self._register_keys()
         self._judge = Judge(self.store, profile=profile) if judge else None
+        # Verdicts are written in the transaction of the entries they judge.
+        self._annex = self._judge.annex if self._judge is not None else None
         self._checkpoint_lock = threading.Lock()
         latest = self.store.latest_checkpoint()
         self._checkpointed_size = latest.tree_size if latest else 0
@@ -89,7 +91,8 @@ class Ledger:
             self.store,
             lambda: self._signer,
             batch_size=batch_size,
-            after_commit=self._after_commit,
+            annex=self._annex,
+            after_commit=self._maybe_checkpoint,
             idle_tick=checkpoint_interval / 4 if checkpoint_interval else None,
         )
         self._closed = False
@@ -202,19 +205,9 @@ class Ledger:
             if isinstance(result, LedgerError):
                 raise result  # nothing of this batch is committed
             batch.append(result)
-        receipts = self.store.append(batch)
-        self._after_commit(list(zip(batch, receipts, strict=True)))
-        return receipts
-
-    def _after_commit(self, committed: Sequence[tuple[PreparedEntry, Receipt]]) -> None:
-        if self._judge is not None and committed:
-            # Judge what this batch stored (a re-sent id with other content is not it).
-            self._judge.record(
-                (receipt.leaf_index, item.body)
-                for item, receipt in committed
-                if receipt.leaf_hash == item.leaf_hash
-            )
+        receipts = self.store.append(batch, self._annex)
         self._maybe_checkpoint()
+        return receipts
 
     def submit(self, body: Mapping[str, Any]) -> Future[Receipt]:
         """Queue ``body`` for the background writer and return at once."""

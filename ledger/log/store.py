@@ -44,7 +44,7 @@ from ledger.log import tables  # noqa: F401 - registers the tables on SQLModel.m
 from ledger.log.records import INDEXED_COLUMNS, PreparedEntry, Receipt, StoredEntry
 from ledger.log.schema import redact_url, write_transaction
 
-__all__ = ["CheckpointRecord", "KeyRecord", "LogStore", "VerdictRow"]
+__all__ = ["Annex", "CheckpointRecord", "KeyRecord", "LogStore", "VerdictRow"]
 
 _TABLES = SQLModel.metadata.tables
 ENTRIES = _TABLES["entries"]
@@ -82,6 +82,10 @@ class VerdictRow:
     document_sha256: str
     evaluated_at: datetime
     document: str
+
+
+# Turns freshly stored (entry, receipt) pairs into verdict rows for the same transaction.
+Annex = Callable[[Sequence[tuple[PreparedEntry, Receipt]]], Sequence[VerdictRow]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,8 +145,13 @@ class LogStore:
 
     # -- appends -----------------------------------------------------------------------------
 
-    def append(self, items: Sequence[PreparedEntry]) -> list[Receipt]:
-        """Append prepared entries in one transaction; return one receipt per item, in order."""
+    def append(self, items: Sequence[PreparedEntry], annex: Annex | None = None) -> list[Receipt]:
+        """Append prepared entries in one transaction; return one receipt per item, in order.
+
+        ``annex`` turns the newly stored (entry, receipt) pairs into verdict rows that are
+        written in the same transaction, so an entry and its verdict commit together (one
+        commit, one fsync).
+        """
         if not items:
             return []
         with self._lock, self._mapped_errors("appending to the log"):
@@ -186,6 +195,15 @@ class LogStore:
                     conn.exec_driver_sql(
                         _insert_sql("tree_hashes", ("idx", "hash"), mark), hash_rows
                     )
+                    if annex is not None:
+                        # Pairs whose leaf this batch created (not re-sent ids).
+                        fresh = [
+                            (item, receipt)
+                            for item, receipt in zip(items, receipts, strict=True)
+                            if receipt.leaf_index >= frontier.size
+                            and receipt.leaf_hash == item.leaf_hash
+                        ]
+                        self._insert_verdicts(conn, annex(fresh))
             # Committed: only now does the cache move on.
             self._frontier = work
         return receipts
@@ -204,14 +222,17 @@ class LogStore:
     def _existing(self, conn: Connection, ids: Sequence[str]) -> dict[str, Receipt]:
         found: dict[str, Receipt] = {}
         unique = list(dict.fromkeys(ids))
+        mark = self._mark()
         for start in range(0, len(unique), _IN_CHUNK):
             chunk = unique[start : start + _IN_CHUNK]
-            rows = conn.execute(
-                select(ENTRIES.c.leaf_index, ENTRIES.c.entry_id, ENTRIES.c.leaf_hash).where(
-                    ENTRIES.c.entry_id.in_(chunk)
-                )
+            # Driver-level SQL on the append path: SQLAlchemy's statement compilation cost
+            # more than the indexed lookup itself for a single append.
+            sql = (
+                "SELECT leaf_index, entry_id, leaf_hash FROM entries WHERE entry_id IN ("  # noqa: S608 - placeholders only
+                + ", ".join([mark] * len(chunk))
+                + ")"
             )
-            for leaf_index, entry_id, leaf_hash in rows:
+            for leaf_index, entry_id, leaf_hash in conn.exec_driver_sql(sql, tuple(chunk)):
                 found[entry_id] = Receipt(int(leaf_index), entry_id, bytes(leaf_hash))
         return found
 
@@ -219,7 +240,7 @@ class LogStore:
 
     @staticmethod
     def _size(conn: Connection) -> int:
-        value = conn.execute(select(func.max(ENTRIES.c.leaf_index))).scalar()
+        value = conn.exec_driver_sql("SELECT MAX(leaf_index) FROM entries").scalar()
         return 0 if value is None else int(value) + 1
 
     def size(self) -> int:
@@ -490,19 +511,19 @@ class LogStore:
 
     # -- verdicts ----------------------------------------------------------------------------
 
-    def add_verdicts(
-        self, rows: Sequence[VerdictRow], documents: Mapping[str, str] | None = None
-    ) -> None:
-        """Store verdicts and the documents they reference (``sha256 -> JSON``), skipping
-        what is already there: re-evaluating under unchanged policies and facts adds nothing.
-        ``documents`` may omit documents the caller knows are stored."""
+    def add_verdicts(self, rows: Sequence[VerdictRow]) -> None:
+        """Store verdicts and their documents, skipping what is already there:
+        re-evaluating under unchanged policies and facts adds nothing."""
+        if rows:
+            with self._mapped_errors("storing verdicts"), self.engine.begin() as conn:
+                self._insert_verdicts(conn, rows)
+
+    def _insert_verdicts(self, conn: Connection, rows: Sequence[VerdictRow]) -> None:
         if not rows:
             return
         sqlite = self.engine.dialect.name == "sqlite"
         mark = self._mark()
-        docs = dict(documents) if documents is not None else {
-            r.document_sha256: r.document for r in rows
-        }  # fmt: skip
+        documents = {r.document_sha256: r.document for r in rows}  # a few per batch
         stamps = {r.evaluated_at for r in rows}  # usually one per batch
         when = {t: _sqlite_datetime(t) if sqlite else t for t in stamps}
         params = [
@@ -512,16 +533,14 @@ class LogStore:
             )
             for r in rows
         ]  # fmt: skip
-        with self._mapped_errors("storing verdicts"), self.engine.begin() as conn:
-            if docs:
-                conn.exec_driver_sql(
-                    _insert_sql("verdict_documents", ("sha256", "document"), mark)
-                    + " ON CONFLICT DO NOTHING",
-                    list(docs.items()),
-                )
-            conn.exec_driver_sql(
-                _insert_sql("verdicts", _VERDICT_COLUMNS, mark) + " ON CONFLICT DO NOTHING", params
-            )
+        conn.exec_driver_sql(
+            _insert_sql("verdict_documents", ("sha256", "document"), mark)
+            + " ON CONFLICT DO NOTHING",
+            list(documents.items()),
+        )
+        conn.exec_driver_sql(
+            _insert_sql("verdicts", _VERDICT_COLUMNS, mark) + " ON CONFLICT DO NOTHING", params
+        )
 
     def verdicts(self, start: int, stop: int | None = None) -> list[VerdictRow]:
         """Every stored verdict on leaves ``[start, stop)``, oldest evaluation first."""

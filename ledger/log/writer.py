@@ -12,9 +12,9 @@ Invariants:
   not half-written (one transaction), so the caller may retry or spool them.
 * A body that cannot be signed (not a JSON object, bad id) fails only its own future.
 * :meth:`flush` returns when everything submitted before the call has completed.
-* After each commit the ``after_commit`` hook runs in the writer thread with the committed
-  (prepared entry, receipt) pairs: the ledger judges them and signs checkpoints every N
-  entries. When the queue is idle the hook also runs (with no pairs) every ``idle_tick``
+* ``annex`` (the ledger's judge) adds verdict rows to each batch's own transaction.
+* After each commit the ``after_commit`` hook runs in the writer thread (the ledger signs
+  checkpoints every N entries); when the queue is idle it also runs every ``idle_tick``
   seconds, so time-based checkpoints happen without new entries.
 """
 
@@ -23,14 +23,14 @@ from __future__ import annotations
 import logging
 import threading
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from typing import Any
 
 from ledger.errors import LedgerError, StoreError
 from ledger.log.records import PreparedEntry, Receipt, prepare_entries
 from ledger.log.signing import BatchSigner
-from ledger.log.store import LogStore
+from ledger.log.store import Annex, LogStore
 
 __all__ = ["Writer"]
 
@@ -46,12 +46,14 @@ class Writer:
         signer: Callable[[], BatchSigner],
         *,
         batch_size: int,
-        after_commit: Callable[[Sequence[tuple[PreparedEntry, Receipt]]], None] | None = None,
+        annex: Annex | None = None,
+        after_commit: Callable[[], None] | None = None,
         idle_tick: float | None = None,
     ) -> None:
         self._store = store
         self._signer = signer
         self._batch_size = batch_size
+        self._annex = annex
         self._after_commit = after_commit
         self._idle_tick = idle_tick
         self._queue: deque[tuple[Mapping[str, Any], Future[Receipt]]] = deque()
@@ -121,13 +123,12 @@ class Writer:
             committed, waiting = self._commit(batch) if batch else ([], [])
             if self._after_commit is not None:
                 try:
-                    self._after_commit(committed)
+                    self._after_commit()
                 except LedgerError as exc:
                     log.warning("ledger: after-commit work failed: %s", exc)
                 except Exception:  # the futures below must resolve whatever happens here
                     log.exception("ledger: unexpected error after a commit")
-            # Callers learn of the commit once its verdicts are stored too, so that whoever
-            # holds a receipt can read them.
+            # Callers learn of the commit after the checkpoint it may have triggered.
             for future, (_, receipt) in zip(waiting, committed, strict=True):
                 future.set_result(receipt)
             if batch:
@@ -154,7 +155,7 @@ class Writer:
         if not prepared:
             return [], []
         try:
-            receipts = self._store.append(prepared)
+            receipts = self._store.append(prepared, self._annex)
         except LedgerError as exc:
             for future in waiting:
                 future.set_exception(exc)
