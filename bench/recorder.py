@@ -53,7 +53,7 @@ KEY = "sk-bench"
 
 def _start_server() -> tuple[subprocess.Popen[str], str]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "ledger.testing.fake_provider", "--port", "0"],
+        [sys.executable, "-m", "ledger.testing", "--port", "0"],
         stdout=subprocess.PIPE,
         text=True,
     )

@@ -54,7 +54,7 @@ Provider-style response headers are always sent: OpenAI routes ``x-request-id``,
 output-tokens}-{limit,remaining,reset}``; Gemini routes ``server-timing`` only (Gemini documents
 no request-id header).
 
-Run standalone: ``python -m ledger.testing.fake_provider --port 0`` prints ``PORT <n>`` on its first
+Run standalone: ``python -m ledger.testing --port 0`` prints ``PORT <n>`` on its first
 stdout line and serves until interrupted.
 """
 

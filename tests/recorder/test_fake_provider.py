@@ -196,7 +196,7 @@ def test_other_routes(fake_provider: FakeProviderServer) -> None:
 
 def test_runs_as_a_script_and_prints_its_port() -> None:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "ledger.testing.fake_provider", "--port", "0"],
+        [sys.executable, "-m", "ledger.testing", "--port", "0"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
