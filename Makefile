@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | $(PYTHON) -c "import hashlib,sys;print(hashlib.sha256(sys.stdin.buffer.read()).hexdigest()[:12])")
 
-.PHONY: demo test lint typecheck pytest bench clean
+.PHONY: demo test bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,9 +26,11 @@ test: $(STAMP)
 	$(BIN)/ledger policy lint
 	$(BIN)/pytest -q
 
+## Benchmarks (figures in BENCHMARKS.md): the ledger core at 1M entries, then the recorder.
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
-	$(BIN)/python bench/run.py
+	$(BIN)/python bench/ledger_bench.py --entries 1000000
+	$(BIN)/python bench/recorder.py
 
 clean:
 	rm -rf $(VENV) .ledger build *.egg-info
