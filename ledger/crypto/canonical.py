@@ -21,7 +21,13 @@ import rfc8785
 
 from ledger.errors import InputError
 
-__all__ = ["canonical_json", "normalize_output", "output_sha256", "sha256_hex"]
+__all__ = [
+    "canonical_json",
+    "json_string",
+    "normalize_output",
+    "output_sha256",
+    "sha256_hex",
+]
 
 # RFC 8785 3.2.2.3 serializes numbers as IEEE 754 doubles, so rfc8785 refuses integers outside
 # the range a double holds exactly. The fast path must refuse the same ones.
@@ -128,6 +134,13 @@ def canonical_json(value: object) -> bytes:
     except (rfc8785.CanonicalizationError, UnicodeEncodeError, TypeError, ValueError) as exc:
         raise InputError(f"value cannot be canonicalized as RFC 8785 JSON: {exc}") from exc
     return result
+
+
+def json_string(text: str) -> bytes:
+    """RFC 8785 bytes of one string; printable ASCII without quote or backslash is copied."""
+    if text.isascii() and text.isprintable() and '"' not in text and "\\" not in text:
+        return b'"' + text.encode("ascii") + b'"'
+    return canonical_json(text)
 
 
 def normalize_output(text: str) -> str:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from ledger.crypto.canonical import canonical_json
+from ledger.crypto.canonical import canonical_json, json_string
 from ledger.crypto.keys import SigningKey
 from ledger.crypto.merkle import leaf_hash
 from ledger.errors import InputError, LedgerError
@@ -196,9 +196,9 @@ def signed_entry_bytes(body_bytes: bytes, key_id: str, sig: str) -> bytes:
             b'{"body":',
             body_bytes,
             b',"key_id":',
-            canonical_json(key_id),
+            json_string(key_id),
             b',"sig":',
-            canonical_json(sig),
+            json_string(sig),
             b"}",
         )
     )

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from ledger.crypto.canonical import (
     _fast_canonical_json,
     canonical_json,
+    json_string,
     normalize_output,
     output_sha256,
     sha256_hex,
@@ -177,3 +178,10 @@ def test_durations_take_the_fast_path() -> None:
     for value in (5.0, 0.0, -0.0, 1e-5, 1e16):
         assert _fast_canonical_json([value]) is None
         assert canonical_json([value]) == rfc8785.dumps([value])
+
+
+@given(_TEXT)
+def test_json_string_equals_rfc8785(text: str) -> None:
+    expected = _rfc8785_or_none(text)
+    if expected is not None:
+        assert json_string(text) == expected
