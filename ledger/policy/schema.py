@@ -89,6 +89,16 @@ Slug = Annotated[str, Field(pattern=_SLUG, max_length=80)]
 _PARAPHRASE_MAX = 480
 
 
+def _compiled_patterns(value: list[str]) -> list[str]:
+    """Refuse model patterns that are not valid regular expressions."""
+    for pattern in value:
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise ValueError(f"bad model pattern {pattern!r}: {exc}") from exc
+    return value
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -257,12 +267,7 @@ class PolicyVersion(_Strict):
     @field_validator("models")
     @classmethod
     def _regexes(cls, value: list[str]) -> list[str]:
-        for pattern in value:
-            try:
-                re.compile(pattern)
-            except re.error as exc:
-                raise ValueError(f"bad model pattern {pattern!r}: {exc}") from exc
-        return value
+        return _compiled_patterns(value)
 
     @model_validator(mode="after")
     def _dates(self) -> Self:
@@ -334,12 +339,7 @@ class PolicyFile(_Strict):
     @field_validator("own_models")
     @classmethod
     def _own_regexes(cls, value: list[str]) -> list[str]:
-        for pattern in value:
-            try:
-                re.compile(pattern)
-            except re.error as exc:
-                raise ValueError(f"bad model pattern {pattern!r}: {exc}") from exc
-        return value
+        return _compiled_patterns(value)
 
     @model_validator(mode="after")
     def _layer_fields(self) -> Self:
