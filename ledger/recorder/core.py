@@ -32,7 +32,8 @@ from ledger.errors import InputError
 from ledger.log.ids import uuid7
 from ledger.recorder.entry import body_for, decoded, ends_with_terminal_event
 from ledger.recorder.labels import Labels, as_tags, resolve_labels
-from ledger.recorder.providers import CallFacts, Exchange, parse_exchange
+from ledger.recorder.providers import Exchange, parse_exchange
+from ledger.recorder.providers.generic import empty_facts
 from ledger.recorder.sinks import AsyncSink, LedgerLike, SyncSink, Worker, worker
 from ledger.recorder.spool import Spool
 
@@ -302,20 +303,7 @@ class Recorder:
             return self.build(call)
         except Exception:
             _log.exception("could not build the full entry %s; recording core facts", call.entry_id)
-            facts = CallFacts(
-                provider=self.provider_hint or "unknown",
-                operation="unknown",
-                request_model=None,
-                response_model=None,
-                response_id=None,
-                stream=False,
-                finish_reasons=(),
-                input_tokens=None,
-                output_tokens=None,
-                outputs=(),
-                output_modality=None,
-                request_json=None,
-            )
+            facts = empty_facts(self.provider_hint or "unknown", "unknown")
             wire = b"".join(call.chunks)
             body = body_for(call, facts, dict(call.response_headers))
             body["request_sha256"] = hashlib.sha256(call.request_body).hexdigest()
