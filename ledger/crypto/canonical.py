@@ -4,8 +4,10 @@ Invariants:
 
 - ``canonical_json(v)`` is byte-for-byte ``rfc8785.dumps(v)`` (RFC 8785, JSON Canonicalization
   Scheme) for every value ``rfc8785`` accepts; values it rejects raise ``InputError``. A fast path
-  built on the standard library ``json`` encoder is used only for values whose output is provably
+  built on ``orjson`` is used only for values whose output is provably
   identical (see ``_fast_path_ok``); everything else goes through ``rfc8785``.
+- ``parse_json`` reads JSON in the data model RFC 8785 serializes (I-JSON: every number is a
+  double), so ``canonical_json(parse_json(b)) == b`` holds for every canonical ``b``.
 - ``normalize_output`` is the single definition of "the same model output" used by the recorder
   and the manifest builder: Unicode NFC, CRLF to LF, outer white space stripped.
 - Hex digests are lowercase.
@@ -16,7 +18,9 @@ from __future__ import annotations
 import hashlib
 import json
 import unicodedata
+from typing import Any
 
+import orjson
 import rfc8785
 
 from ledger.errors import InputError
@@ -26,6 +30,7 @@ __all__ = [
     "json_string",
     "normalize_output",
     "output_sha256",
+    "parse_json",
     "sha256_hex",
 ]
 
@@ -37,34 +42,31 @@ _BMP_MAX = "\uffff"
 _FLOAT_PLAIN_MIN = 1e-4
 _FLOAT_PLAIN_MAX = 1e16
 
-_encoder = json.JSONEncoder(
-    ensure_ascii=False,
-    sort_keys=True,
-    separators=(",", ":"),
-    allow_nan=False,
-    check_circular=False,
-)
+_SORTED = orjson.OPT_SORT_KEYS
 
 
 def _fast_path_ok(value: object) -> bool:
-    """Whether the ``json`` encoder writes exactly the JCS bytes for ``value``.
+    """Whether ``orjson`` writes exactly the JCS bytes for ``value``.
 
-    Why this is sufficient (each point compares CPython's ``json`` with RFC 8785 3.2):
+    Why this is sufficient (each point compares ``orjson.dumps(v, option=OPT_SORT_KEYS)`` with
+    RFC 8785 3.2; the tests check every BMP character and samples of every other case):
 
     - Literals ``null``/``true``/``false`` and decimal integers in the double-safe range are
       written identically. Exact types only: ``bool``/``int``/``str`` subclasses (enums) take
-      the slow path; floats only where ``repr`` equals JCS number formatting (see below).
+      the slow path; floats only where both write the same digits (see below).
     - Strings (RFC 8785 3.2.2.2): both escape exactly ``"``, ``\\``, ``\\b \\f \\n \\r \\t`` with
       their short forms and the other U+0000..U+001F as ``\\u00xx`` in lowercase hex, and write
-      every other code point as itself (``ensure_ascii=False``). Lone surrogates make the final
-      UTF-8 encode fail, and the caller then defers to ``rfc8785`` for its error.
-    - Object keys (RFC 8785 3.2.3): JCS sorts by UTF-16 code units, ``sort_keys`` by code points.
+      every other code point as itself in UTF-8. ``orjson`` refuses lone surrogates, and the
+      caller then defers to ``rfc8785`` for its error.
+    - Object keys (RFC 8785 3.2.3): JCS sorts by UTF-16 code units, ``orjson`` by code points.
       The two orders agree when no key has a character beyond U+FFFF, so such keys (and non-str
       keys) take the slow path.
-    - Arrays are lists only (``rfc8785`` also takes tuples; they take the slow path).
+    - Arrays are lists only (``rfc8785`` also takes tuples; they take the slow path). Exact
+      types also keep ``orjson``'s own extensions (dataclasses, datetimes, UUIDs) away from it.
     """
     # One iterative walk (no recursion, strings and literals settled inline): this check runs
-    # for every entry the ledger signs, so it is kept to a few type comparisons per node.
+    # for every entry the ledger signs or verifies, so it is kept to a few type comparisons per
+    # node.
     stack = [value]
     while stack:
         item = stack.pop()
@@ -86,10 +88,11 @@ def _fast_path_ok(value: object) -> bool:
                 return False
         elif kind is float:
             # RFC 8785 3.2.2.3 writes numbers as ECMAScript's Number::toString: the shortest
-            # digits that round-trip, in plain notation for 1e-6 <= |x| < 1e21. CPython's float
-            # repr picks the same shortest digits and uses plain notation for 1e-4 <= |x| < 1e16,
-            # so inside that range the two agree, except that repr writes integral values as
-            # "5.0" (JCS: "5"). Durations like 12.345 ms are the floats the ledger writes.
+            # digits that round-trip, in plain notation for 1e-6 <= |x| < 1e21. orjson writes
+            # the same shortest digits, in plain notation from 1e-5 up to (not including) 1e16,
+            # and integral values as "5.0" (JCS: "5"). The range kept here is narrower still
+            # (it is the one CPython's repr shares). Durations like 12.345 ms are the floats the
+            # ledger writes.
             number: float = item  # type: ignore[assignment]
             if not (_FLOAT_PLAIN_MIN <= abs(number) < _FLOAT_PLAIN_MAX) or number.is_integer():
                 return False
@@ -99,13 +102,14 @@ def _fast_path_ok(value: object) -> bool:
 
 
 def _fast_canonical_json(value: object) -> bytes | None:
-    """The JCS bytes of ``value`` via the ``json`` encoder, or None when that would not be exact."""
+    """The JCS bytes of ``value`` via ``orjson``, or None when that would not be exact."""
     if not _fast_path_ok(value):
         return None
     try:
-        return _encoder.encode(value).encode("utf-8")
-    except UnicodeEncodeError:
-        # A lone surrogate: not valid UTF-8, so not valid JCS; let rfc8785 produce the error.
+        return orjson.dumps(value, option=_SORTED)
+    except orjson.JSONEncodeError:
+        # A lone surrogate (not valid UTF-8, so not valid JCS) or nesting deeper than orjson
+        # goes: rfc8785 decides.
         return None
 
 
@@ -134,6 +138,26 @@ def canonical_json(value: object) -> bytes:
     except (rfc8785.CanonicalizationError, UnicodeEncodeError, TypeError, ValueError) as exc:
         raise InputError(f"value cannot be canonicalized as RFC 8785 JSON: {exc}") from exc
     return result
+
+
+def _number(text: str) -> int | float:
+    value = int(text)
+    return value if _INT_MIN <= value <= _INT_MAX else float(text)
+
+
+def parse_json(data: bytes | str) -> Any:
+    """Parse JSON the way RFC 8785 reads numbers: as doubles, so big integers become floats.
+
+    JCS writes the double 1e16 as ``10000000000000000``; a plain ``json.loads`` reads that back
+    as an integer beyond 2**53 - 1, which has no JCS form. Integers in the double-safe range stay
+    ``int``. Raises ``ValueError`` (``json.JSONDecodeError``) or ``UnicodeDecodeError`` for text
+    that is not JSON.
+
+    Example:
+        >>> parse_json(b'{"n":10000000000000000,"k":3}')
+        {'n': 1e+16, 'k': 3}
+    """
+    return json.loads(data, parse_int=_number)
 
 
 def json_string(text: str) -> bytes:

@@ -18,7 +18,6 @@ Invariants:
 from __future__ import annotations
 
 import contextlib
-import json
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -31,6 +30,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlmodel import SQLModel
 
 from ledger.crypto import tree
+from ledger.crypto.canonical import parse_json
 from ledger.crypto.merkle import verify_consistency
 from ledger.crypto.tree import TreeFrontier
 from ledger.errors import (
@@ -258,7 +258,7 @@ class LogStore:
             ).first()
         if row is None:
             raise NotFoundError(f"no entry at leaf index {leaf_index}")
-        return StoredEntry(leaf_index, json.loads(row[0]), bytes(row[1]))
+        return StoredEntry(leaf_index, parse_json(row[0]), bytes(row[1]))
 
     def entry_by_id(self, entry_id: str) -> StoredEntry:
         """The entry whose body ``id`` is ``entry_id``."""
@@ -270,7 +270,7 @@ class LogStore:
             ).first()
         if row is None:
             raise NotFoundError(f"no entry with id {entry_id}")
-        return StoredEntry(int(row[0]), json.loads(row[1]), bytes(row[2]))
+        return StoredEntry(int(row[0]), parse_json(row[1]), bytes(row[2]))
 
     def raw_entries(
         self,
@@ -316,7 +316,7 @@ class LogStore:
     ) -> Iterator[StoredEntry]:
         """Parsed entries in leaf order, optionally filtered on indexed columns."""
         for leaf_index, data, stored_hash, _ in self.raw_entries(start, stop, filters=filters):
-            yield StoredEntry(leaf_index, json.loads(data), stored_hash)
+            yield StoredEntry(leaf_index, parse_json(data), stored_hash)
 
     def raw_hashes(self, start: int = 0, *, batch: int = 20_000) -> Iterator[tuple[int, bytes]]:
         """Every stored hash ``(idx, hash)`` in index order, paged (straight to the driver)."""
@@ -354,14 +354,21 @@ class LogStore:
     def _select(self, conn: Connection, sql: str, params: tuple[object, ...]) -> list[Any]:
         """Rows of a bulk read, straight from the driver.
 
-        On PostgreSQL the rows come in binary format: bytea columns (entries, hashes) in the
-        text format travel as hex and cost more than twice as much to fetch and decode.
+        SQLAlchemy's result rows cost more per row than SQLite took to produce them (4,000
+        stored hashes: 15 ms through ``exec_driver_sql``, 2.5 ms from the cursor). On PostgreSQL
+        the rows come in binary format: bytea columns (entries, hashes) in the text format
+        travel as hex and cost more than twice as much to fetch and decode.
         """
+        driver = conn.connection.driver_connection
         if self.engine.dialect.name == "postgresql":
-            with conn.connection.driver_connection.cursor(binary=True) as cursor:  # type: ignore[union-attr]  # psycopg
+            with driver.cursor(binary=True) as cursor:  # type: ignore[union-attr]  # psycopg
                 cursor.execute(sql, params)
                 return list(cursor.fetchall())
-        return list(conn.exec_driver_sql(sql, params).all())
+        cursor = driver.cursor()  # type: ignore[union-attr]  # sqlite3
+        try:
+            return list(cursor.execute(sql, params).fetchall())
+        finally:
+            cursor.close()
 
     def _mark(self) -> str:
         # The driver's positional placeholder: sqlite3 takes ?, psycopg takes %s.

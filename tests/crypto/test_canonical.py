@@ -20,6 +20,7 @@ from ledger.crypto.canonical import (
     json_string,
     normalize_output,
     output_sha256,
+    parse_json,
     sha256_hex,
 )
 from ledger.errors import InputError
@@ -185,3 +186,28 @@ def test_json_string_equals_rfc8785(text: str) -> None:
     expected = _rfc8785_or_none(text)
     if expected is not None:
         assert json_string(text) == expected
+
+
+def test_fast_path_writes_every_bmp_character_as_rfc8785() -> None:
+    # Escapes are where encoders differ most; check every BMP character outside the surrogates.
+    for code in range(0x10000):
+        if 0xD800 <= code < 0xE000:
+            continue
+        text = f"a{chr(code)}"
+        assert _fast_canonical_json({text: text}) == rfc8785.dumps({text: text}), hex(code)
+
+
+@settings(max_examples=300, deadline=None)
+@given(JSON_VALUES)
+def test_parse_json_reads_canonical_bytes_back(value: Any) -> None:
+    expected = _rfc8785_or_none(value)
+    if expected is not None:
+        assert canonical_json(parse_json(expected)) == expected
+
+
+def test_parse_json_reads_big_integers_as_doubles() -> None:
+    assert parse_json(b'{"n":10000000000000000,"k":3}') == {"n": 1e16, "k": 3}
+    assert type(parse_json(b"9007199254740991")) is int
+    assert type(parse_json(b"9007199254740992")) is float
+    with pytest.raises(json.JSONDecodeError):
+        parse_json(b"{")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -12,6 +13,7 @@ from typer.testing import CliRunner
 
 from ledger._ledger import Ledger
 from ledger.cli import app
+from ledger.crypto.canonical import canonical_json
 from ledger.crypto.keys import SigningKey
 from ledger.crypto.note import Checkpoint, NoteSigner, sign_checkpoint
 from ledger.crypto.tree import stored_index
@@ -195,3 +197,49 @@ def test_tampering_found_across_worker_chunks(sqlite_ledger: Ledger) -> None:
     assert str(report.first_problem).startswith("leaf 0: stored subtree hash")
     assert "(level 12, leaves 0..4095)" in found[0]
     assert any(p.startswith("leaf 4097: signature does not verify") for p in found)
+
+
+@pytest.mark.parametrize(
+    "form",
+    [
+        '{{"id":"{id}","n":5.0}}',  # an integral number written as a float
+        '{{"id":"{id}","n":1e+16}}',  # exponent where JCS writes digits
+        '{{"n":5,"id":"{id}"}}',  # members out of order
+        '{{"id": "{id}","n":5}}',  # white space
+        '{{"id":"{id}","s":"\\u0041"}}',  # an escape JCS does not use
+        '{{"id":"{id}","t":9.9e-6}}',  # JCS writes 0.0000099 (orjson would write this)
+    ],
+)
+def test_signed_but_not_canonical(make_ledger: LedgerFactory, form: str) -> None:
+    # The recorder key itself signed these exact bytes: only the form check can object.
+    from ledger.crypto.merkle import leaf_hash
+    from ledger.log.records import signed_entry_bytes
+
+    lg = make_ledger()
+    lg.append_many([body(i) for i in range(6)])
+    entry_id = lg.entry(3).body["id"]
+    body_bytes = form.format(id=entry_id).encode()
+    key = lg.recorder_key
+    sig = base64.b64encode(key.sign(body_bytes)).decode()
+    data = signed_entry_bytes(body_bytes, key.key_id, sig)
+    drop_triggers(lg)
+    with lg.store.engine.begin() as conn:
+        conn.execute(
+            text("UPDATE entries SET entry = :e, leaf_hash = :h WHERE leaf_index = 3"),
+            {"e": data, "h": leaf_hash(data)},
+        )
+    report = lg.verify()
+    assert str(report.first_problem) == "leaf 3: entry bytes are not in RFC 8785 canonical form"
+
+
+def test_numbers_jcs_writes_as_integers_verify(make_ledger: LedgerFactory) -> None:
+    # JCS writes these doubles as 10000000000000000, 1152921504606846976, 5, 0.0000099: verify
+    # must read them back as doubles, not as integers JCS cannot represent.
+    lg = make_ledger()
+    lg.append_many(
+        [body(0, big=1e16, huge=2.0**60, whole=5.0, tiny=9.9e-6, neg=-1e20), body(1, x=1e21)]
+    )
+    stored = lg.entry(0).entry
+    assert b'"big":10000000000000000' in canonical_json(stored)
+    report = lg.verify()
+    assert report.ok, report.first_problem
