@@ -18,6 +18,8 @@ Invariants:
   is a consequence, not news, and is not reported again; a mismatch over leaves that all checked
   out means the stored hash itself was changed.
 * Entries never cross a process boundary; workers open their own database connections.
+  Workers are child interpreters of :mod:`ledger.log.workers`, so a caller's unguarded script
+  is never imported again.
 * The first missing leaf ends the rebuild (the tree beyond it is not defined); entry checks
   still run to the end.
 """
@@ -29,9 +31,7 @@ import binascii
 import bisect
 import os
 from collections.abc import Iterable, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
-from multiprocessing import get_context
 from typing import Any
 
 import orjson
@@ -45,6 +45,7 @@ from ledger.errors import LedgerError
 from ledger.log.records import signed_entry_bytes
 from ledger.log.schema import make_engine
 from ledger.log.store import LogStore
+from ledger.log.workers import WorkerPool
 
 __all__ = ["CHUNK", "CHUNK_LEVEL", "Rebuilt", "rebuild"]
 
@@ -220,14 +221,14 @@ def rebuild(
         tasks.append((start, stop, inside))
     if total > _INLINE_LIMIT and (workers is None or workers > 1):
         url = store.engine.url.render_as_string(hide_password=False)
-        with ProcessPoolExecutor(
-            max_workers=workers or os.cpu_count() or 1,
-            mp_context=get_context("spawn"),
-            initializer=_init_worker,
-            initargs=(dict(recorder_keys), url),
+        with WorkerPool(
+            workers or os.cpu_count() or 1,
+            f"{__name__}:_check_chunk",
+            f"{__name__}:_init_worker",
+            (dict(recorder_keys), url),
         ) as pool:
             # map() hands results back in chunk order while the workers run ahead.
-            return _fold(store, pool.map(_check_chunk, tasks), wanted_sizes, total)
+            return _fold(store, pool.map(tasks), wanted_sizes, total)
     _init_worker(recorder_keys, None)
     _worker_store[:] = [store]
     try:
