@@ -43,6 +43,7 @@ _FLOAT_PLAIN_MIN = 1e-4
 _FLOAT_PLAIN_MAX = 1e16
 
 _SORTED = orjson.OPT_SORT_KEYS
+_SORTED_STRICT = orjson.OPT_SORT_KEYS | orjson.OPT_STRICT_INTEGER
 
 
 def _fast_path_ok(value: object) -> bool:
@@ -110,6 +111,41 @@ def _fast_canonical_json(value: object) -> bytes | None:
     except orjson.JSONEncodeError:
         # A lone surrogate (not valid UTF-8, so not valid JCS) or nesting deeper than orjson
         # goes: rfc8785 decides.
+        return None
+
+
+def _floats_in_plain_range(value: object) -> bool:
+    """Whether every float in ``value`` lies in the range ``_fast_path_ok`` accepts."""
+    stack: list[object] = [[value]]  # containers only: the loop looks at their members
+    while stack:
+        item = stack.pop()
+        for member in item.values() if type(item) is dict else item:  # type: ignore[attr-defined]
+            kind = type(member)
+            if kind is float:
+                if not (_FLOAT_PLAIN_MIN <= abs(member) < _FLOAT_PLAIN_MAX) or member.is_integer():
+                    return False
+            elif kind is dict or kind is list:
+                stack.append(member)
+    return True
+
+
+def fast_canonical_json_parsed(value: object, source: bytes) -> bytes | None:
+    """The JCS bytes of ``value``, parsed by ``orjson.loads`` from (part of) ``source``, or None.
+
+    Verification parses every entry and re-encodes it, so this is ``_fast_canonical_json``
+    narrowed to what ``orjson.loads`` can return: exact built-in types only, so when ``source``
+    is ASCII without ``\\u`` escapes (every string ASCII, no key beyond U+FFFF) only the floats
+    need a look; ``OPT_STRICT_INTEGER`` refuses
+    exactly the integers outside the double-safe range, as ``_fast_path_ok`` does. None means
+    the fast path is unsure, not that ``value`` has no JCS form.
+    """
+    if not source.isascii() or b"\\u" in source:
+        return _fast_canonical_json(value)
+    if not _floats_in_plain_range(value):
+        return None
+    try:
+        return orjson.dumps(value, option=_SORTED_STRICT)
+    except orjson.JSONEncodeError:
         return None
 
 

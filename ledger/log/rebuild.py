@@ -37,7 +37,7 @@ from typing import Any
 import orjson
 
 from ledger.crypto import tree
-from ledger.crypto.canonical import _fast_canonical_json, canonical_json, parse_json
+from ledger.crypto.canonical import canonical_json, fast_canonical_json_parsed, parse_json
 from ledger.crypto.keys import VerifyingKey
 from ledger.crypto.merkle import EMPTY_ROOT, leaf_hash
 from ledger.crypto.tree import TreeFrontier
@@ -178,7 +178,7 @@ def _read_entry(data: bytes) -> tuple[dict[str, Any], str, str, bytes] | str:
         if type(signed) is dict and len(signed) == 3:
             body, key_id, sig = signed.get("body"), signed.get("key_id"), signed.get("sig")
             if type(body) is dict and type(key_id) is str and type(sig) is str:
-                body_bytes = _fast_canonical_json(body)
+                body_bytes = fast_canonical_json_parsed(body, data)
                 if body_bytes is not None and signed_entry_bytes(body_bytes, key_id, sig) == data:
                     return body, key_id, sig, body_bytes
     try:

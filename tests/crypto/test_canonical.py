@@ -9,6 +9,7 @@ from enum import StrEnum
 from types import ModuleType
 from typing import Any
 
+import orjson
 import pytest
 import rfc8785
 from hypothesis import given, settings
@@ -17,6 +18,7 @@ from hypothesis import strategies as st
 from ledger.crypto.canonical import (
     _fast_canonical_json,
     canonical_json,
+    fast_canonical_json_parsed,
     json_string,
     normalize_output,
     output_sha256,
@@ -211,3 +213,28 @@ def test_parse_json_reads_big_integers_as_doubles() -> None:
     assert type(parse_json(b"9007199254740992")) is float
     with pytest.raises(json.JSONDecodeError):
         parse_json(b"{")
+
+
+@settings(max_examples=500, deadline=None)
+@given(JSON_VALUES, st.sampled_from(["jcs", "json-ascii", "json-spaced", "orjson"]))
+def test_fast_path_for_parsed_values_is_identical_to_rfc8785(value: Any, form: str) -> None:
+    # What verify does: parse stored bytes with orjson, re-encode, compare.
+    try:
+        if form == "jcs":
+            source = rfc8785.dumps(value)
+        elif form == "orjson":
+            source = orjson.dumps(value)
+        else:
+            source = json.dumps(value, ensure_ascii=form == "json-ascii", indent=1).encode()
+        parsed = orjson.loads(source)
+    except (rfc8785.CanonicalizationError, TypeError, UnicodeEncodeError, orjson.JSONDecodeError):
+        return
+    fast = fast_canonical_json_parsed(parsed, source)
+    if fast is not None:
+        assert fast == rfc8785.dumps(parsed)
+
+
+@pytest.mark.parametrize("number", [5.0, 1e16, 9.9e-6, 1e21, -0.0, 2**53, -(2**53)])
+def test_fast_path_for_parsed_values_declines_numbers(number: float) -> None:
+    source = orjson.dumps({"n": number})
+    assert fast_canonical_json_parsed(orjson.loads(source), source) is None
