@@ -283,14 +283,13 @@ class LogStore:
         """``(leaf_index, leaf data, stored leaf hash, entry id)`` in leaf order, paged.
 
         Straight to the driver: verification reads every row of the log through here, and
-        SQLAlchemy's result processing cost more per row than the database did.
+        SQLAlchemy's result processing cost more per row than the database did. The SQL has a
+        lower bound and a LIMIT but no upper bound (see ``_select``); ``stop`` is applied
+        here.
         """
         mark = self._mark()
         conditions = [f"leaf_index >= {mark}"]
         fixed: list[object] = []
-        if stop is not None:
-            conditions.append(f"leaf_index < {mark}")
-            fixed.append(stop)
         for column, value in (filters or {}).items():
             if column not in INDEXED_COLUMNS:
                 raise InputError(f"cannot filter entries on {column!r}")
@@ -302,12 +301,15 @@ class LogStore:
             + f" ORDER BY leaf_index LIMIT {mark}"
         )
         position = start
-        while True:
+        while stop is None or position < stop:
+            limit = batch if stop is None else min(batch, stop - position)
             with self._mapped_errors("reading entries"), self.engine.connect() as conn:
-                rows = self._select(conn, sql, (position, *fixed, batch))
+                rows = self._select(conn, sql, (position, *fixed, limit))
             if not rows:
                 return
             for leaf_index, data, stored_hash, entry_id in rows:
+                if stop is not None and leaf_index >= stop:
+                    return
                 yield leaf_index, bytes(data), bytes(stored_hash), entry_id
             position = rows[-1][0] + 1
 
@@ -333,12 +335,14 @@ class LogStore:
             position = rows[-1][0] + 1
 
     def raw_hashes_between(self, low: int, high: int) -> list[tuple[int, bytes]]:
-        """Stored hashes with ``low <= idx < high``, in index order (one query)."""
+        """Stored hashes with ``low <= idx < high``, in index order (one query; see ``_select``)."""
+        if high <= low:
+            return []
         mark = self._mark()
-        sql = f"SELECT idx, hash FROM tree_hashes WHERE idx >= {mark} AND idx < {mark} ORDER BY idx"  # noqa: S608 - fixed names
+        sql = f"SELECT idx, hash FROM tree_hashes WHERE idx >= {mark} ORDER BY idx LIMIT {mark}"  # noqa: S608 - fixed names
         with self._mapped_errors("reading stored hashes"), self.engine.connect() as conn:
-            rows = self._select(conn, sql, (low, high))
-        return [(idx, bytes(value)) for idx, value in rows]
+            rows = self._select(conn, sql, (low, high - low))
+        return [(idx, bytes(value)) for idx, value in rows if idx < high]
 
     def hashes_by_index(self, indexes: Sequence[int]) -> dict[int, bytes]:
         """The stored hashes at ``indexes`` that exist (missing ones are simply absent)."""
@@ -358,6 +362,11 @@ class LogStore:
         stored hashes: 15 ms through ``exec_driver_sql``, 2.5 ms from the cursor). On PostgreSQL
         the rows come in binary format: bytea columns (entries, hashes) in the text format
         travel as hex and cost more than twice as much to fetch and decode.
+
+        Bulk reads ask for ``key >= start ORDER BY key LIMIT n``, never for a closed range:
+        without fresh statistics (autovacuum off, or just after a bulk load) PostgreSQL plans a
+        closed range as a bitmap heap scan and a sort that spills to disk, 30 ms for a chunk of
+        2,048 entries against 1 ms for the index scan it picks for the open form.
         """
         driver = conn.connection.driver_connection
         if self.engine.dialect.name == "postgresql":
