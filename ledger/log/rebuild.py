@@ -29,12 +29,14 @@ from __future__ import annotations
 import base64
 import binascii
 import bisect
+import logging
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+from sqlalchemy.engine import URL
 
 from ledger.crypto import tree
 from ledger.crypto.canonical import canonical_json, fast_canonical_json_parsed, parse_json
@@ -45,9 +47,11 @@ from ledger.errors import LedgerError
 from ledger.log.records import signed_entry_bytes
 from ledger.log.schema import make_engine
 from ledger.log.store import LogStore
-from ledger.log.workers import WorkerPool
+from ledger.log.workers import WorkerError, WorkerPool
 
 __all__ = ["CHUNK", "CHUNK_LEVEL", "Rebuilt", "rebuild"]
+
+log = logging.getLogger(__name__)
 
 CHUNK_LEVEL = 11
 CHUNK = 1 << CHUNK_LEVEL
@@ -219,22 +223,34 @@ def rebuild(
         stop = min(start + CHUNK, total)
         inside = tuple(s for s in wanted_sizes if start < s < stop)
         tasks.append((start, stop, inside))
-    if total > _INLINE_LIMIT and (workers is None or workers > 1):
+    if total > _INLINE_LIMIT and (workers is None or workers > 1) and _shared(store.engine.url):
         url = store.engine.url.render_as_string(hide_password=False)
-        with WorkerPool(
-            workers or os.cpu_count() or 1,
-            f"{__name__}:_check_chunk",
-            f"{__name__}:_init_worker",
-            (dict(recorder_keys), url),
-        ) as pool:
-            # map() hands results back in chunk order while the workers run ahead.
-            return _fold(store, pool.map(tasks), wanted_sizes, total)
+        try:
+            pool = WorkerPool(
+                workers or os.cpu_count() or 1,
+                f"{__name__}:_check_chunk",
+                f"{__name__}:_init_worker",
+                (dict(recorder_keys), url),
+            )
+        except WorkerError as exc:
+            log.warning("ledger: verifying in one process: %s", exc)
+        else:
+            with pool:
+                # map() hands results back in chunk order while the workers run ahead.
+                return _fold(store, pool.map(tasks), wanted_sizes, total)
     _init_worker(recorder_keys, None)
     _worker_store[:] = [store]
     try:
         return _fold(store, map(_check_chunk, tasks), wanted_sizes, total)
     finally:
         _worker_store.clear()
+
+
+def _shared(url: URL) -> bool:
+    """Whether another process opening ``url`` sees this database (not an in-memory SQLite)."""
+    if url.get_backend_name() != "sqlite":
+        return True
+    return url.database not in (None, "", ":memory:") and url.query.get("mode") != "memory"
 
 
 def _fold(

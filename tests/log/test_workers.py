@@ -86,3 +86,27 @@ def test_unguarded_script_verifies_without_running_again(tmp_path: Path) -> None
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == {"size": 5_000, "ok": True}
     assert done.stderr.count("script body ran") == 1
+
+
+def test_in_memory_sqlite_verifies_in_one_process(tmp_path: Path) -> None:
+    # Workers opening "sqlite://" would each get a new, empty database.
+    import ledger
+
+    with ledger.open("sqlite://", home=tmp_path) as lg:
+        lg.append_many({"n": i} for i in range(5_000))
+        report = lg.verify(workers=2)
+    assert report.ok, report.first_problem
+    assert report.entries == 5_000
+
+
+def test_verify_falls_back_to_one_process_when_workers_cannot_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import ledger
+
+    with ledger.open(home=tmp_path) as lg:
+        lg.append_many({"n": i} for i in range(5_000))
+        monkeypatch.setattr(sys, "executable", str(tmp_path / "no-such-python"))
+        report = lg.verify(workers=2)
+    assert report.ok, report.first_problem
+    assert "verifying in one process: cannot start a worker process" in caplog.text
