@@ -20,7 +20,7 @@ import os
 import threading
 import time
 import weakref
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
@@ -356,10 +356,17 @@ class Ledger:
     # -- verification and keys ---------------------------------------------------------------
 
     def verify(
-        self, *, trusted: Sequence[Checkpoint] = (), workers: int | None = None
+        self,
+        *,
+        trusted: Sequence[Checkpoint] = (),
+        workers: int | None = None,
+        progress: Callable[[int, int], None] | None = None,
     ) -> VerifyReport:
-        """Recompute and check everything (:mod:`ledger.log.verify`); problems go in the report."""
-        return verify_log(self.store, trusted=trusted, workers=workers)
+        """Recompute and check everything (:mod:`ledger.log.verify`); problems go in the report.
+
+        ``progress(done, total)``, if given, is called as chunks of leaves are checked.
+        """
+        return verify_log(self.store, trusted=trusted, workers=workers, progress=progress)
 
     def keys(self) -> list[KeyRecord]:
         """Every public key registered, oldest first (retired ones included)."""

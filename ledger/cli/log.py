@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -21,7 +22,13 @@ from ledger.cli._common import (
 from ledger.crypto.note import Checkpoint, NoteVerifier, open_note, verify_checkpoint
 from ledger.errors import InputError, LedgerError
 
+if TYPE_CHECKING:
+    from ledger._ledger import Ledger
+    from ledger.log.verify import VerifyReport
+
 __all__ = ["register"]
+
+_PROGRESS_FROM = 20_000  # entries; a smaller log verifies in about a second
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
 
@@ -116,7 +123,7 @@ def verify(
             if k.kind == "log"
         ]
         trusted = [_auditor_checkpoint(p, verifiers) for p in checkpoint or []]
-        report = lg.verify(trusted=trusted)
+        report = _verify_with_progress(lg, trusted)
     if json_out:
         print_json(report.to_dict())
     elif report.ok:
@@ -131,6 +138,21 @@ def verify(
             f"verification failed: {first}"
             + (f" (and {len(report.problems) - 1} more)" if len(report.problems) > 1 else ""),
             EXIT_CHECK_FAILED,
+        )
+
+
+def _verify_with_progress(lg: Ledger, trusted: list[Checkpoint]) -> VerifyReport:
+    """Verify, with a progress bar on stderr when a person is watching a large log."""
+    if not sys.stderr.isatty() or lg.size < _PROGRESS_FROM:
+        return lg.verify(trusted=trusted)
+    from rich.console import Console
+    from rich.progress import Progress
+
+    with Progress(console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task("verifying", total=lg.size)
+        return lg.verify(
+            trusted=trusted,
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
         )
 
 

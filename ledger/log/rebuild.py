@@ -31,7 +31,7 @@ import binascii
 import bisect
 import logging
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,6 +60,8 @@ _INLINE_LIMIT = 2 * CHUNK  # below this, worker processes cost more than they sa
 # A problem as workers report it: (leaf index or None, what, stage). Stage 0: the entry
 # itself; 1: its leaf hash or a subtree hash over it (see Problem.stage).
 RawProblem = tuple[int | None, str, int]
+# Called with (leaves checked so far, all leaves).
+Progress = Callable[[int, int], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,8 +216,12 @@ def rebuild(
     recorder_keys: Mapping[str, bytes],
     wanted: Iterable[int],
     workers: int | None = None,
+    progress: Progress | None = None,
 ) -> Rebuilt:
-    """Check every entry and stored hash; return the roots at the ``wanted`` sizes."""
+    """Check every entry and stored hash; return the roots at the ``wanted`` sizes.
+
+    ``progress(done, total)`` is called after each chunk of leaves, in leaf order.
+    """
     total = store.size()
     wanted_sizes = sorted(set(wanted))
     tasks = []
@@ -237,13 +243,24 @@ def rebuild(
         else:
             with pool:
                 # map() hands results back in chunk order while the workers run ahead.
-                return _fold(store, pool.map(tasks), wanted_sizes, total)
+                results = _reporting(pool.map(tasks), progress, total)
+                return _fold(store, results, wanted_sizes, total)
     _init_worker(recorder_keys, None)
     _worker_store[:] = [store]
     try:
-        return _fold(store, map(_check_chunk, tasks), wanted_sizes, total)
+        results = _reporting(map(_check_chunk, tasks), progress, total)
+        return _fold(store, results, wanted_sizes, total)
     finally:
         _worker_store.clear()
+
+
+def _reporting(
+    results: Iterable[_ChunkResult], progress: Progress | None, total: int
+) -> Iterator[_ChunkResult]:
+    for result in results:
+        yield result
+        if progress is not None:
+            progress(min(result.start + CHUNK, total), total)
 
 
 def _shared(url: URL) -> bool:

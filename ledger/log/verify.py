@@ -32,7 +32,7 @@ from typing import Any
 from ledger.crypto.merkle import verify_consistency
 from ledger.crypto.note import Checkpoint, NoteVerifier, verifier_key_string, verify_checkpoint
 from ledger.errors import LedgerError
-from ledger.log.rebuild import rebuild
+from ledger.log.rebuild import Progress, rebuild
 from ledger.log.store import CheckpointRecord, LogStore
 
 __all__ = ["Problem", "VerifyReport", "verify_log"]
@@ -109,8 +109,12 @@ def verify_log(
     *,
     trusted: Sequence[Checkpoint] = (),
     workers: int | None = None,
+    progress: Progress | None = None,
 ) -> VerifyReport:
-    """Verify everything in ``store``; see the module docstring for the list of checks."""
+    """Verify everything in ``store``; see the module docstring for the list of checks.
+
+    ``progress(done, total)`` hears how many leaves have been checked, chunk by chunk.
+    """
     started = time.perf_counter()
     keys = store.keys()
     recorder_keys = {k.key_id: k.public_key for k in keys if k.kind == "recorder"}
@@ -124,7 +128,7 @@ def verify_log(
     # Sizes at which the recomputed root must be known.
     wanted = {c.tree_size for c in checkpoints} | {t.size for t in trusted}
 
-    rebuilt = rebuild(store, recorder_keys, wanted, workers)
+    rebuilt = rebuild(store, recorder_keys, wanted, workers, progress)
     size, roots = rebuilt.size, rebuilt.roots
     final_root = roots[size]
     problems.extend(

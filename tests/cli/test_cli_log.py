@@ -212,3 +212,48 @@ def test_demo_runs(tmp_path: Path) -> None:
     assert "stand-in teacher API" in out
     assert "verify: ok" in out
     assert "prohibited" in out  # the competing-LLM column
+
+
+def test_verify_shows_progress_on_a_terminal_only(tmp_path: Path) -> None:
+    import pty
+    import subprocess
+    import sys
+
+    home = tmp_path / "h"
+    seeded(home, 20_000)
+    command = [str(Path(sys.executable).with_name("ledger")), "--home", str(home), "verify"]
+    main, replica = pty.openpty()
+    try:
+        proc = subprocess.run(  # stderr is a terminal, stdout a pipe
+            command, stdout=subprocess.PIPE, stderr=replica, timeout=120, check=False
+        )
+        os.close(replica)
+        shown = b""
+        while True:
+            try:
+                chunk = os.read(main, 65536)
+            except OSError:  # the terminal closed
+                break
+            if not chunk:
+                break
+            shown += chunk
+    finally:
+        os.close(main)
+    assert proc.returncode == 0
+    assert proc.stdout.decode().startswith("ok: 20000 entries")
+    assert b"verifying" in shown
+    # Without a terminal (CliRunner, pipes, CI logs) there is no bar.
+    code, out, err = run(home, "verify")
+    assert code == 0
+    assert out.startswith("ok: 20000 entries")
+    assert "verifying" not in err
+
+
+def test_verify_progress_callback_reaches_the_end(tmp_path: Path) -> None:
+    import ledger
+
+    seen: list[tuple[int, int]] = []
+    with ledger.open(home=tmp_path) as lg:
+        lg.append_many({"n": i} for i in range(5_000))
+        assert lg.verify(progress=lambda done, total: seen.append((done, total))).ok
+    assert seen == [(2048, 5000), (4096, 5000), (5000, 5000)]
