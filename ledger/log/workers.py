@@ -84,6 +84,7 @@ class _Worker:
         except OSError as exc:
             raise WorkerError(f"cannot start a worker process: {exc}") from exc
         self._header = (list(sys.path), initializer, initargs, function)
+        self._pending_init = False  # set by start(): the first call reads the init reply
 
     def start(self) -> None:
         """Send the first request; the reply is read by ``call``'s first use."""
