@@ -16,17 +16,16 @@ from __future__ import annotations
 import contextlib
 import hashlib
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, OperationalError
 
 from ledger._resources import migrations_dir
 from ledger.errors import ConfigError
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 __all__ = [
     "ADVISORY_LOCK_KEY",
@@ -182,6 +181,8 @@ def drop_append_only_ddl(dialect: str, tables: Sequence[str]) -> list[str]:
 
 def alembic_config(connection: Connection | None = None) -> Config:
     """An Alembic config pointing at the shipped migrations (and at ``connection`` if given)."""
+    from alembic.config import Config  # here: most processes never migrate (verify's workers)
+
     cfg = Config()
     cfg.set_main_option("script_location", str(migrations_dir()))
     if connection is not None:
@@ -191,6 +192,8 @@ def alembic_config(connection: Connection | None = None) -> Config:
 
 def head_revision() -> str:
     """The newest migration this code knows."""
+    from alembic.script import ScriptDirectory
+
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
     if head is None:  # pragma: no cover - the migrations folder always has a head
         raise ConfigError("the ledger's migrations folder has no revisions")
@@ -199,6 +202,8 @@ def head_revision() -> str:
 
 def current_revision(engine: Engine) -> str | None:
     """The revision the database is at, or None for an empty database."""
+    from alembic.runtime.migration import MigrationContext
+
     try:
         with engine.connect() as conn:
             return MigrationContext.configure(conn).get_current_revision()
@@ -215,6 +220,9 @@ def _first_line(exc: BaseException) -> str:
 
 def migrate(engine: Engine) -> None:
     """Bring the database to the newest schema; refuse one written by a newer ledger."""
+    from alembic import command
+    from alembic.script import ScriptDirectory
+
     current = current_revision(engine)
     script = ScriptDirectory.from_config(alembic_config())
     known = {rev.revision for rev in script.walk_revisions()}
@@ -236,5 +244,7 @@ def migrate(engine: Engine) -> None:
 
 def downgrade(engine: Engine, revision: str = "base") -> None:
     """Undo migrations down to ``revision`` (tests of the migrations use this)."""
+    from alembic import command
+
     with engine.begin() as conn:
         command.downgrade(alembic_config(conn), revision)
