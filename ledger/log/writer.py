@@ -95,6 +95,11 @@ class Writer:
             if self._thread is None and not self._closed:
                 self._start()
 
+    def idle(self) -> bool:
+        """Whether nothing submitted is waiting or being committed."""
+        with self._cond:
+            return self._pending == 0
+
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until everything submitted so far has completed; False on timeout."""
         with self._cond:

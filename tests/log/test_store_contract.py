@@ -23,7 +23,7 @@ from ledger.crypto.merkle import (
 )
 from ledger.crypto.note import verify_checkpoint
 from ledger.crypto.tree import stored_index
-from ledger.errors import ConfigError, ConsistencyError, InputError, NotFoundError
+from ledger.errors import ConfigError, ConsistencyError, InputError, NotFoundError, StoreError
 from ledger.log import schema, tables  # noqa: F401 - registers the tables
 from ledger.log.records import uuid7
 from tests.conftest import LedgerFactory
@@ -148,6 +148,54 @@ def test_automatic_checkpoint_after_interval(make_ledger: LedgerFactory) -> None
     while not lg.checkpoints() and time.monotonic() < deadline:
         time.sleep(0.05)
     assert [c.tree_size for c in lg.checkpoints()] == [1]
+
+
+def test_automatic_checkpoint_after_interval_with_append(make_ledger: LedgerFactory) -> None:
+    # append commits in the caller's thread; the time-based checkpoint must still come after
+    # the last call, with no further call to trigger it.
+    lg = make_ledger(checkpoint_interval=0.2)
+    lg.append(body(0))
+    lg.append(body(1))
+    deadline = time.monotonic() + 10
+    while not lg.checkpoints() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert [c.tree_size for c in lg.checkpoints()] == [2]
+
+
+def test_append_waits_behind_submitted_bodies(make_ledger: LedgerFactory) -> None:
+    lg = make_ledger()
+    for i in range(200):
+        lg.submit(body(i))
+    receipt = lg.append(body(200))
+    assert receipt.leaf_index == 200
+    assert lg.entry(200).body["n"] == 200
+
+
+def test_concurrent_appends_share_commits(make_ledger: LedgerFactory) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from sqlalchemy import event
+
+    lg = make_ledger()
+    commits = []
+    event.listen(lg.store.engine, "commit", lambda conn: commits.append(1))
+    with ThreadPoolExecutor(8) as pool:
+        receipts = list(pool.map(lambda n: lg.append(body(n)), range(400)))
+    assert sorted(r.leaf_index for r in receipts) == list(range(400))
+    assert len({r.entry_id for r in receipts}) == 400
+    # One caller at a time commits in its own thread; the others share the writer's commits.
+    assert len(commits) < 400
+    assert lg.verify().ok
+
+
+def test_append_on_a_closed_ledger_fails_cleanly(make_ledger: LedgerFactory) -> None:
+    lg = make_ledger()
+    lg.append(body(0))
+    lg.close()
+    with pytest.raises(StoreError, match="closed"):
+        lg.append(body(1))
+    with pytest.raises(InputError, match="JSON object"):
+        make_ledger().append(["not", "an", "object"])  # type: ignore[arg-type]
 
 
 def test_refuses_to_sign_inconsistent_checkpoint(make_ledger: LedgerFactory) -> None:
