@@ -4,8 +4,8 @@ Invariants:
 
 - ``canonical_json(v)`` is byte-for-byte ``rfc8785.dumps(v)`` (RFC 8785, JSON Canonicalization
   Scheme) for every value ``rfc8785`` accepts; values it rejects raise ``InputError``. A fast path
-  built on ``orjson`` is used only for values whose output is provably
-  identical (see ``_fast_path_ok``); everything else goes through ``rfc8785``.
+  built on ``orjson`` is used only for values whose output is provably identical (see
+  ``_fast_path_ok``); everything else goes through ``rfc8785``.
 - ``parse_json`` reads JSON in the data model RFC 8785 serializes (I-JSON: every number is a
   double), so ``canonical_json(parse_json(b)) == b`` holds for every canonical ``b``.
 - ``normalize_output`` is the single definition of "the same model output" used by the recorder
@@ -27,6 +27,7 @@ from ledger.errors import InputError
 
 __all__ = [
     "canonical_json",
+    "fast_canonical_json_parsed",
     "json_string",
     "normalize_output",
     "output_sha256",
@@ -135,9 +136,9 @@ def fast_canonical_json_parsed(value: object, source: bytes) -> bytes | None:
     Verification parses every entry and re-encodes it, so this is ``_fast_canonical_json``
     narrowed to what ``orjson.loads`` can return: exact built-in types only, so when ``source``
     is ASCII without ``\\u`` escapes (every string ASCII, no key beyond U+FFFF) only the floats
-    need a look; ``OPT_STRICT_INTEGER`` refuses
-    exactly the integers outside the double-safe range, as ``_fast_path_ok`` does. None means
-    the fast path is unsure, not that ``value`` has no JCS form.
+    need a look; ``OPT_STRICT_INTEGER`` refuses exactly the integers outside the double-safe
+    range, as ``_fast_path_ok`` does. None means the fast path is unsure, not that ``value``
+    has no JCS form.
     """
     if not source.isascii() or b"\\u" in source:
         return _fast_canonical_json(value)
