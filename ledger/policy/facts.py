@@ -28,6 +28,13 @@ __all__ = ["CallFacts", "DeclaredFacts", "OutputModality", "load_facts_file"]
 OutputModality = Literal["text", "embedding", "image", "audio"]
 _TRUE = {"yes", "true", "1", "y", "on"}
 _FALSE = {"no", "false", "0", "n", "off"}
+_BOOL_FACTS = (
+    "distributed",
+    "on_provider_platform",
+    "written_permission",
+    "commercial",
+    "web_search_outputs",
+)
 
 
 class CallFacts(BaseModel):
@@ -109,6 +116,21 @@ class DeclaredFacts(BaseModel):
         default=None, pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2 country code"
     )
     commercial: bool | None = None
+    web_search_outputs: bool | None = Field(
+        default=None,
+        description="the outputs used include results of the provider's web-search tool",
+    )
+
+    @field_validator("competes_with_provider", mode="before")
+    @classmethod
+    def _yes_no(cls, value: object) -> object:
+        # YAML 1.1 reads an unquoted ``no`` as False: a facts file saying
+        # ``competes_with_provider: no`` means "no", not a type error.
+        if isinstance(value, bool):
+            return "yes" if value else "no"
+        if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+            return "yes" if value.strip().lower() in _TRUE else "no"
+        return value
 
     @field_validator("region", mode="before")
     @classmethod
@@ -163,7 +185,7 @@ class DeclaredFacts(BaseModel):
 
 
 def _parse_value(key: str, raw: str) -> object:
-    if key in ("distributed", "on_provider_platform", "written_permission", "commercial"):
+    if key in _BOOL_FACTS:
         lowered = raw.lower()
         if lowered in _TRUE:
             return True

@@ -65,6 +65,7 @@ FACT_DOMAINS: dict[str, tuple[type, tuple[object, ...] | None]] = {
     "monthly_active_users": (int, None),
     "region": (str, None),
     "commercial": (bool, None),
+    "web_search_outputs": (bool, None),
     # call facts
     "output_modality": (str, ("text", "embedding", "image", "audio")),
     "model": (str, None),
