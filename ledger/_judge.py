@@ -28,6 +28,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ledger.crypto.canonical import canonical_json, sha256_hex
+from ledger.entry_body import call_stamp, served_model
 from ledger.errors import InputError
 from ledger.log.records import PreparedEntry, Receipt
 from ledger.log.store import LogStore, VerdictRow
@@ -62,14 +63,15 @@ def _fast_key(body: Mapping[str, Any], purpose: object) -> Hashable | None:
     Only timestamps in UTC ``...Z`` form qualify: their first ten characters are the UTC day
     the engine picks versions by. Anything else takes the full path through ``CallFacts``.
     """
-    stamp = body.get("started_at") or body.get("recorded_at")
+    # The same rules as the full path (ledger.entry_body): which stamp is the call time, which
+    # model answered. Only the reading of the UTC day is shortcut here.
+    stamp = call_stamp(body)
     if not isinstance(stamp, str) or not stamp.endswith("Z") or len(stamp) < 11:
         return None
     endpoint = body.get("endpoint")
     host = endpoint.get("host") if isinstance(endpoint, Mapping) else None
-    model = body.get("response_model") or body.get("request_model")
-    key = ("raw", body.get("provider"), model, host, body.get("output_modality"), stamp[:10],
-           purpose)  # fmt: skip
+    key = ("raw", body.get("provider"), served_model(body), host, body.get("output_modality"),
+           stamp[:10], purpose)  # fmt: skip
     try:
         hash(key)
     except TypeError:  # a malformed body (a list where a string belongs): the full path says so

@@ -24,6 +24,7 @@ from ledger.cli._common import (
     open_ledger,
     print_json,
 )
+from ledger.entry_body import call_time
 from ledger.errors import ConfigError
 from ledger.policy.conduct import ConductThresholds, Finding, detect, load_conduct_config
 
@@ -46,15 +47,8 @@ def _parse_since(value: str) -> datetime:
 
 
 def _entry_time(body: Mapping[str, Any]) -> datetime | None:
-    for name in ("started_at", "recorded_at"):
-        value = body.get(name)
-        if isinstance(value, str):
-            try:
-                parsed = datetime.fromisoformat(value)
-            except ValueError:
-                continue
-            return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
-    return None
+    # The one body reader's rule (started_at, else recorded_at; aware UTC; no guessed zone).
+    return call_time(body)[0]
 
 
 def _load_config(path: Path) -> tuple[ConductThresholds, dict[str, frozenset[str]] | None]:

@@ -21,6 +21,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from ledger.entry_body import read_call
 from ledger.errors import InputError
 
 __all__ = ["CallFacts", "DeclaredFacts", "OutputModality", "load_facts_file"]
@@ -59,33 +60,25 @@ class CallFacts(BaseModel):
 
     @classmethod
     def from_entry_body(cls, body: Mapping[str, Any]) -> CallFacts:
-        """Read the call facts from a recorded entry body (version 1).
+        """Read the call facts from a recorded entry body (any version).
 
-        The model is ``response_model`` (what actually answered), else ``request_model``; the
-        time is ``started_at``, else ``recorded_at``.
+        The rules are :func:`ledger.entry_body.read_call`'s: the model is the one that answered
+        (``response_model``, else ``request_model``); the time is ``started_at``, else
+        ``recorded_at``, and must carry a zone.
 
         Raises:
             InputError: a field has a malformed value (e.g. an unparseable timestamp).
         """
-        endpoint = body.get("endpoint")
-        host = endpoint.get("host") if isinstance(endpoint, Mapping) else None
-        model = body.get("response_model") or body.get("request_model")
-        stamp = body.get("started_at") or body.get("recorded_at")
-        at: datetime | None = None
-        if stamp is not None:
-            if not isinstance(stamp, str):
-                raise InputError(f"entry time {stamp!r} is not a string")
-            try:
-                at = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
-            except ValueError as exc:
-                raise InputError(f"entry time {stamp!r} is not an ISO 8601 timestamp") from exc
+        view = read_call(body)
+        if view.time_error is not None:
+            raise InputError(view.time_error)
         try:
             return cls(
-                provider=str(body.get("provider") or "unknown"),
-                model=model if isinstance(model, str) and model else None,
-                at=at,
-                host=host if isinstance(host, str) and host else None,
-                output_modality=body.get("output_modality"),
+                provider=view.provider,
+                model=view.model,
+                at=view.at,
+                host=view.host,
+                output_modality=view.output_modality,  # pydantic validates the vocabulary
             )
         except ValidationError as exc:
             raise InputError(f"entry body has bad call facts: {_first_error(exc)}") from exc

@@ -2,10 +2,12 @@
 
 Invariants:
 
-- An entry is parsed once, into a :class:`Call` that holds only metadata (time, provider,
-  account, organization, recorder, model, host, status, rate-limit exhaustion, refusal, request
-  hash, client identity). Prompts and outputs are never read.
-- An entry without a usable time (``started_at``, else ``recorded_at``) yields no call.
+- An entry is parsed once, by ``ledger.entry_body.read_call`` (the one body reader), into a
+  :class:`Call` that holds only metadata (time, provider, account, organization, recorder,
+  model, host, status, rate-limit exhaustion, refusal, request hash, client identity). Prompts
+  and outputs are never read.
+- An entry without a usable time (``started_at``, else ``recorded_at``, with a zone) yields no
+  call.
 - Tolerant of malformed fields: a field of the wrong type reads as absent.
 - A :class:`Draft` is a finding before its clauses are looked up; evidence that lists account
   ids stays capped in size while its counts stay complete.
@@ -13,22 +15,18 @@ Invariants:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
 
+from ledger.entry_body import read_call
 from ledger.policy.conduct.model import (
     SAFETY_FINISH_REASONS,
     EntryLike,
     EvidenceValue,
     Severity,
 )
-
-# Organization headers, most specific first. Project headers are deliberately absent: one
-# organization's key may serve several projects of that organization.
-_ORG_HEADERS = ("openai-organization", "anthropic-organization-id", "x-goog-user-project")
-_PROJECT_HEADERS = ("openai-project", "anthropic-workspace")
 
 
 @dataclass(slots=True)
@@ -52,18 +50,6 @@ class Call:
     sdk_headers: Mapping[str, Any] | None
 
 
-def _parse_time(value: object) -> float | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.timestamp()
-
-
 def iso(t: float) -> str:
     return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
@@ -80,14 +66,6 @@ _EMPTY: Mapping[str, Any] = {}
 
 def _opt_str(value: object) -> str | None:
     return value if isinstance(value, str) and value else None
-
-
-def _first_header(headers: Mapping[str, Any], names: Sequence[str]) -> str | None:
-    for name in names:
-        value = headers.get(name)
-        if isinstance(value, str) and value:
-            return value
-    return None
 
 
 def _is_exhausted(status: int | None, rate_limit: Mapping[str, Any]) -> bool:
@@ -124,41 +102,30 @@ def normalize(item: EntryLike | tuple[int, Mapping[str, Any]]) -> Call | None:
     else:
         leaf, body = item.leaf_index, item.body
         key_id = _opt_str(_mapping(getattr(item, "entry", None)).get("key_id"))
-    t = _parse_time(body.get("started_at"))
-    if t is None:
-        t = _parse_time(body.get("recorded_at"))
-    if t is None:
+    # One reader for every layer (ledger.entry_body): the time is started_at else recorded_at,
+    # aware UTC; the model is the one the caller asked for, so that a 429 (no response model)
+    # and the retry after it group together; the organization is the one the provider
+    # reported, else the one the request sent.
+    view = read_call(body)
+    if view.at is None:
         return None
-    org_headers = _mapping(body.get("org_headers"))
-    client = _mapping(body.get("client"))
-    headers = client.get("headers")
-    status = body.get("status")
-    status_int = status if isinstance(status, int) and not isinstance(status, bool) else None
-    reasons = body.get("finish_reasons")
-    refusal = isinstance(reasons, list) and any(
-        isinstance(r, str) and r.lower() in SAFETY_FINISH_REASONS for r in reasons
-    )
-    host = _opt_str(_mapping(body.get("endpoint")).get("host"))
+    refusal = any(r.lower() in SAFETY_FINISH_REASONS for r in view.finish_reasons)
     return Call(
         leaf=leaf,
-        t=t,
-        provider=_opt_str(body.get("provider")) or "unknown",
-        account=_opt_str(body.get("account")),
-        org=_first_header(org_headers, _ORG_HEADERS),
-        project=_first_header(org_headers, _PROJECT_HEADERS),
-        recorder=_opt_str(body.get("recorder")) or key_id,
-        model=_opt_str(body.get("request_model")) or _opt_str(body.get("response_model")),
-        host=host.lower().rstrip(".") if host else None,
-        status=status_int,
-        exhausted=_is_exhausted(status_int, _mapping(body.get("rate_limit"))),
+        t=view.at.timestamp(),
+        provider=view.provider,
+        account=view.account,
+        org=view.organization,
+        project=view.project,
+        recorder=view.recorder or key_id,
+        model=view.requested_model,
+        host=view.host,
+        status=view.status,
+        exhausted=_is_exhausted(view.status, view.rate_limit),
         refusal=refusal,
-        request_sha256=_opt_str(body.get("request_sha256")),
-        user_agent=_opt_str(client.get("user_agent")),
-        sdk_headers=(
-            {str(k).lower(): v for k, v in headers.items()}
-            if isinstance(headers, Mapping)
-            else None
-        ),
+        request_sha256=view.request_sha256,
+        user_agent=view.user_agent,
+        sdk_headers=view.sdk_headers,
     )
 
 
