@@ -45,7 +45,13 @@ Behaviour switches (request headers):
   ``prompt_tokens_details.cached_tokens`` within ``prompt_tokens``; Anthropic
   ``cache_read_input_tokens`` besides ``input_tokens``; Gemini ``cachedContentTokenCount``
   within ``promptTokenCount``).
-- ``x-fake-thoughts: 1``: Gemini adds a ``thought: true`` part and ``thoughtsTokenCount: 2``.
+- ``x-fake-thoughts: 1``: Gemini adds a ``thought: true`` part and ``thoughtsTokenCount: 2``;
+  the other routes return reasoning apart from the answer too, the text :data:`THOUGHT`:
+  OpenAI chat ``reasoning_content`` (message or deltas), a Responses ``reasoning`` item with
+  one ``summary_text`` (streamed as ``response.reasoning_summary_text.delta``), an Anthropic
+  ``thinking`` block before the text (streamed as ``thinking_delta``).
+- ``x-fake-org: NAME``: the organization the response headers name (``openai-organization``,
+  ``anthropic-organization-id``) instead of the default.
 
 Provider-style response headers are always sent: OpenAI routes ``x-request-id``,
 ``openai-organization``, ``openai-processing-ms``, ``openai-version`` and
@@ -79,7 +85,10 @@ from types import FrameType, TracebackType
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-__all__ = ["FakeProviderServer", "RecordedRequest", "expected_text"]
+__all__ = ["THOUGHT", "FakeProviderServer", "RecordedRequest", "expected_text"]
+
+THOUGHT = "Considering. "
+"""The reasoning text every route returns apart from the answer under ``x-fake-thoughts: 1``."""
 
 _CREATED = 1_700_000_000
 _REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 429: "Too Many Requests"}
@@ -132,6 +141,10 @@ class _Call:
     @property
     def cached(self) -> int:
         return max(0, self.header_int("x-fake-cached-tokens", 0))
+
+    @property
+    def thoughts(self) -> bool:
+        return self.headers.get("x-fake-thoughts") == "1"
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -302,6 +315,8 @@ class _Handler(BaseHTTPRequestHandler):
                     "refusal": None,
                     "annotations": [],
                 }
+                if call.thoughts:
+                    message["reasoning_content"] = THOUGHT
                 if tools:
                     message["tool_calls"] = [_tool_call(i)]
                 reason = "tool_calls" if tools else "stop"
@@ -341,6 +356,9 @@ class _Handler(BaseHTTPRequestHandler):
                 if tools:
                     first = {"role": "assistant", "content": None, "tool_calls": [_tool_call(i)]}
                 yield chunk([{"index": i, "delta": first, "finish_reason": None}])
+                if call.thoughts:
+                    delta = {"content": None, "reasoning_content": THOUGHT}
+                    yield chunk([{"index": i, "delta": delta, "finish_reason": None}])
             if not tools:
                 for k in range(chunks):
                     for i in range(n):
@@ -453,8 +471,12 @@ class _Handler(BaseHTTPRequestHandler):
             "role": "assistant",
             "content": [part],
         }
+        summary = {"type": "summary_text", "text": THOUGHT}
+        thought = {"type": "reasoning", "id": f"rs_fake{call.rid}", "summary": [summary]}
+        items: list[object] = [thought, item] if call.thoughts else [item]
+        at = len(items) - 1  # output_index of the message item
         if not call.body.get("stream"):
-            self._json(200, _openai_headers(call), response("completed", [item], usage), call)
+            self._json(200, _openai_headers(call), response("completed", items, usage), call)
             return
 
         def events() -> Iterator[bytes]:
@@ -467,17 +489,23 @@ class _Handler(BaseHTTPRequestHandler):
 
             yield event("response.created", response=started)
             yield event("response.in_progress", response=started)
+            if call.thoughts:
+                yield event("response.output_item.added", output_index=0, item=thought)
+                where = {"item_id": thought["id"], "output_index": 0, "summary_index": 0}
+                yield event("response.reasoning_summary_text.delta", delta=THOUGHT, **where)
+                yield event("response.reasoning_summary_text.done", text=THOUGHT, **where)
+                yield event("response.output_item.done", output_index=0, item=thought)
             empty_item = {**item, "status": "in_progress", "content": []}
-            yield event("response.output_item.added", output_index=0, item=empty_item)
+            yield event("response.output_item.added", output_index=at, item=empty_item)
             empty_part = {**part, "text": ""}
-            common = {"item_id": item_id, "output_index": 0, "content_index": 0}
+            common = {"item_id": item_id, "output_index": at, "content_index": 0}
             yield event("response.content_part.added", part=empty_part, **common)
             for piece in _pieces(0, chunks):
                 yield event("response.output_text.delta", delta=piece, logprobs=[], **common)
             yield event("response.output_text.done", text=text, logprobs=[], **common)
             yield event("response.content_part.done", part=part, **common)
-            yield event("response.output_item.done", output_index=0, item=item)
-            yield event("response.completed", response=response("completed", [item], usage))
+            yield event("response.output_item.done", output_index=at, item=item)
+            yield event("response.completed", response=response("completed", items, usage))
 
         self._stream(_openai_headers(call), events(), call, "text/event-stream; charset=utf-8")
 
@@ -503,10 +531,13 @@ class _Handler(BaseHTTPRequestHandler):
             "name": "get_weather",
             "input": {"city": "Paris"},
         }
+        thinking = {"type": "thinking", "thinking": THOUGHT, "signature": "fake-signature"}
         if not call.body.get("stream"):
             content = (
                 [tool_block] if tools else [{"type": "text", "text": expected_text(0, chunks)}]
             )
+            if call.thoughts:
+                content = [thinking, *content]
             obj = {
                 "id": rid,
                 "type": "message",
@@ -536,19 +567,29 @@ class _Handler(BaseHTTPRequestHandler):
                 "usage": start_usage,
             }
             yield event("message_start", {"message": message})
+            at = 0
+            if call.thoughts:
+                start = {**thinking, "thinking": "", "signature": ""}
+                yield event("content_block_start", {"index": 0, "content_block": start})
+                delta = {"type": "thinking_delta", "thinking": THOUGHT}
+                yield event("content_block_delta", {"index": 0, "delta": delta})
+                delta = {"type": "signature_delta", "signature": "fake-signature"}
+                yield event("content_block_delta", {"index": 0, "delta": delta})
+                yield event("content_block_stop", {"index": 0})
+                at = 1
             if tools:
                 block = {**tool_block, "input": {}}
-                yield event("content_block_start", {"index": 0, "content_block": block})
+                yield event("content_block_start", {"index": at, "content_block": block})
                 delta = {"type": "input_json_delta", "partial_json": '{"city": "Paris"}'}
-                yield event("content_block_delta", {"index": 0, "delta": delta})
+                yield event("content_block_delta", {"index": at, "delta": delta})
             else:
                 block = {"type": "text", "text": ""}
-                yield event("content_block_start", {"index": 0, "content_block": block})
+                yield event("content_block_start", {"index": at, "content_block": block})
                 yield event("ping", {})
                 for piece in _pieces(0, chunks):
                     delta = {"type": "text_delta", "text": piece}
-                    yield event("content_block_delta", {"index": 0, "delta": delta})
-            yield event("content_block_stop", {"index": 0})
+                    yield event("content_block_delta", {"index": at, "delta": delta})
+            yield event("content_block_stop", {"index": at})
             end = {"stop_reason": stop, "stop_sequence": None}
             yield event("message_delta", {"delta": end, "usage": usage})
             yield event("message_stop", {})
@@ -586,7 +627,7 @@ class _Handler(BaseHTTPRequestHandler):
             return cand
 
         def thought_parts() -> list[dict[str, object]]:
-            return [{"text": "Considering. ", "thought": True}] if thoughts else []
+            return [{"text": THOUGHT, "thought": True}] if thoughts else []
 
         def chunk(cands: list[dict[str, object]], done: int) -> dict[str, object]:
             return {
@@ -679,7 +720,7 @@ def _openai_error(status: int, message: str) -> dict[str, object]:
 def _openai_headers(call: _Call) -> dict[str, str]:
     return {
         "x-request-id": f"req_fake{call.rid}",
-        "openai-organization": "fake-org",
+        "openai-organization": call.headers.get("x-fake-org", "fake-org"),
         "openai-processing-ms": "1",
         "openai-version": "2020-10-01",
         "x-ratelimit-limit-requests": "10000",
@@ -692,7 +733,8 @@ def _openai_headers(call: _Call) -> dict[str, str]:
 
 
 def _anthropic_headers(call: _Call) -> dict[str, str]:
-    headers = {"request-id": f"req_fake{call.rid}", "anthropic-organization-id": "fake-org-id"}
+    org = call.headers.get("x-fake-org", "fake-org-id")
+    headers = {"request-id": f"req_fake{call.rid}", "anthropic-organization-id": org}
     for kind, limit in (
         ("requests", 4000),
         ("tokens", 400000),

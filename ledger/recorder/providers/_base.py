@@ -82,9 +82,14 @@ class CallFacts:
         finish_reasons: Finish reasons the provider reported, in choice/candidate index order.
         input_tokens: Input tokens, cached tokens included; ``None`` when not reported.
         output_tokens: Output tokens, reasoning/thinking included; ``None`` when not reported.
-        outputs: Output text per choice/candidate, raw, in index order.
+        outputs: Output text per choice/candidate, raw, in index order (the answer only).
         output_modality: ``text``, ``embedding``, ``image``, ``audio`` or ``None``.
         request_json: Parsed request body, or ``None`` when it is not JSON.
+        reasoning: Reasoning text per output, aligned with ``outputs``, where the API returns
+            it apart from the answer (OpenAI-compatible ``reasoning_content``, Responses
+            reasoning items, Anthropic thinking blocks, Gemini ``thought`` parts); ``None`` for
+            an output without any. Shorter than ``outputs`` (or empty) means ``None`` for the
+            rest.
     """
 
     provider: str
@@ -99,6 +104,11 @@ class CallFacts:
     outputs: tuple[str, ...]
     output_modality: str | None
     request_json: object | None
+    reasoning: tuple[str | None, ...] = ()
+
+    def reasoning_of(self, index: int) -> str | None:
+        """The reasoning text of output ``index``, ``None`` when the API returned none."""
+        return self.reasoning[index] if index < len(self.reasoning) else None
 
 
 class Adapter(Protocol):
@@ -167,6 +177,13 @@ def add_counts(*counts: int | None) -> int | None:
 def ordered(by_index: Mapping[int, str]) -> tuple[str, ...]:
     """Values of an index-keyed map, sorted by index."""
     return tuple(by_index[i] for i in sorted(by_index))
+
+
+def aligned(outputs: Mapping[int, object], reasoning: Mapping[int, str]) -> tuple[str | None, ...]:
+    """Reasoning per output, in the outputs' index order; ``()`` when no output has any."""
+    if not reasoning:
+        return ()
+    return tuple(reasoning.get(i) for i in sorted(outputs))
 
 
 # --------------------------------------------------------------------------- bodies

@@ -5,7 +5,9 @@ Invariants:
 - Pure and total: any bytes in, ``CallFacts`` out; unknown or missing fields become ``None``.
 - One output per message: the ``text`` content blocks joined in block-index order (tool use,
   thinking and other blocks contribute nothing), the same text a caller gets by joining the
-  SDK's text blocks.
+  SDK's text blocks. Its reasoning is the ``thinking`` blocks (or streamed ``thinking_delta``
+  text) joined in block order by a blank line; redacted thinking carries no text and adds
+  nothing; no thinking block means no reasoning (``None``).
 - Stream usage starts from ``message_start.message.usage`` and each field is overwritten by a
   later ``message_delta.usage`` that carries it: ``message_delta`` usage is cumulative, so it is
   never added.
@@ -77,9 +79,10 @@ class AnthropicAdapter:
         stop: str | None = None
         usage: dict[str, object] = {}
         blocks: dict[int, str] | None = None
+        thinking: dict[int, str] = {}
         if exchange.status is not None and body:
             if stream:
-                rid, model, stop, usage, blocks = _stream(body)
+                rid, model, stop, usage, blocks, thinking = _stream(body)
             else:
                 message = as_dict(load_json(body))
                 if message is not None and message.get("type") != "error":
@@ -88,6 +91,7 @@ class AnthropicAdapter:
                     stop = as_str(message.get("stop_reason"))
                     usage = dict(as_dict(message.get("usage")) or {})
                     blocks = _blocks(message.get("content"))
+                    thinking = _blocks(message.get("content"), kind="thinking")
 
         return CallFacts(
             provider=self.provider,
@@ -102,42 +106,58 @@ class AnthropicAdapter:
             outputs=("".join(ordered(blocks)),) if blocks is not None else (),
             output_modality="text" if is_success(exchange.status) else None,
             request_json=request,
+            reasoning=("\n\n".join(ordered(thinking)),) if blocks is not None and thinking else (),
         )
 
 
-def _blocks(content: object) -> dict[int, str]:
-    """Text of each ``text`` block of a message's content, keyed by position."""
+def _blocks(content: object, kind: str = "text") -> dict[int, str]:
+    """Text of each ``kind`` block (``text`` or ``thinking``) of a message, keyed by position."""
     texts: dict[int, str] = {}
     for position, item in enumerate(as_list(content)):
         block = as_dict(item)
-        if block is not None and block.get("type") == "text":
-            texts[position] = as_str(block.get("text")) or ""
+        if block is not None and block.get("type") == kind:
+            texts[position] = as_str(block.get(kind)) or ""
     return texts
 
 
-def _stream(
-    body: bytes,
-) -> tuple[str | None, str | None, str | None, dict[str, object], dict[int, str] | None]:
+_Streamed = tuple[
+    str | None, str | None, str | None, dict[str, object], dict[int, str] | None, dict[int, str]
+]
+
+
+def _stream(body: bytes) -> _Streamed:
     rid: str | None = None
     model: str | None = None
     stop: str | None = None
     usage: dict[str, object] = {}
     parts: dict[int, list[str]] | None = None
+    thinking: dict[int, list[str]] = {}
     for event, data in iter_sse_json(body):
         kind = data.get("type") or event
         if kind == "content_block_delta":
             delta = data.get("delta")
-            if parts is not None and isinstance(delta, dict) and delta.get("type") == "text_delta":
+            if parts is None or not isinstance(delta, dict):
+                continue
+            delta_kind = delta.get("type")
+            if delta_kind == "text_delta":
                 texts = parts.get(as_index(data.get("index"), 0))
                 text = delta.get("text")
                 if texts is not None and isinstance(text, str):
                     texts.append(text)
+            elif delta_kind == "thinking_delta":
+                thoughts = thinking.get(as_index(data.get("index"), 0))
+                text = delta.get("thinking")
+                if thoughts is not None and isinstance(text, str):
+                    thoughts.append(text)
         elif kind == "content_block_start":
             block = as_dict(data.get("content_block"))
             if parts is None:
                 parts = {}
             if block is not None and block.get("type") == "text":
                 parts[as_index(data.get("index"), len(parts))] = [as_str(block.get("text")) or ""]
+            elif block is not None and block.get("type") == "thinking":
+                at = as_index(data.get("index"), len(parts) + len(thinking))
+                thinking[at] = [as_str(block.get("thinking")) or ""]
         elif kind == "message_start":
             message = as_dict(data.get("message"))
             if message is not None:
@@ -155,6 +175,7 @@ def _stream(
             for name, value in (as_dict(data.get("usage")) or {}).items():
                 if value is not None:
                     usage[name] = value
+    joined = {i: "".join(t) for i, t in thinking.items()}
     if parts is None:
-        return rid, model, stop, usage, None
-    return rid, model, stop, usage, {i: "".join(t) for i, t in parts.items()}
+        return rid, model, stop, usage, None, joined
+    return rid, model, stop, usage, {i: "".join(t) for i, t in parts.items()}, joined

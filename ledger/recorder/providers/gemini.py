@@ -7,7 +7,9 @@ Invariants:
   CRLF line ends), or a JSON array of them (``streamGenerateContent`` without ``alt=sse``);
   all three are folded the same way, and a cut-off array still yields its complete elements.
 - Output text is ``candidates[].content.parts[].text`` joined per candidate ``index`` across
-  chunks, skipping ``thought`` parts (as the SDK's ``response.text`` does).
+  chunks, skipping ``thought`` parts (as the SDK's ``response.text`` does). The ``thought:
+  true`` parts, joined the same way, are that candidate's reasoning (``None`` when it has
+  none).
 - ``usageMetadata`` is cumulative and repeated: the last one wins. Output tokens are
   ``candidatesTokenCount + thoughtsTokenCount`` (OpenTelemetry counts reasoning as output);
   input tokens are ``promptTokenCount`` (which already includes cached content).
@@ -23,6 +25,7 @@ from dataclasses import dataclass
 from ledger.recorder.providers._base import (
     CallFacts,
     Exchange,
+    aligned,
     as_dict,
     as_index,
     as_int,
@@ -91,19 +94,30 @@ class GeminiAdapter:
             outputs=tuple("".join(fold.parts[i]) for i in sorted(fold.parts)),
             output_modality=modality,
             request_json=request,
+            reasoning=aligned(fold.parts, {i: "".join(t) for i, t in fold.thoughts.items()}),
         )
 
 
 class _Fold:
     """Mutable accumulator over response chunks (internal, never escapes a parse call)."""
 
-    __slots__ = ("finish", "input_tokens", "modality", "model", "output_tokens", "parts", "rid")
+    __slots__ = (
+        "finish",
+        "input_tokens",
+        "modality",
+        "model",
+        "output_tokens",
+        "parts",
+        "rid",
+        "thoughts",
+    )
 
     def __init__(self) -> None:
         self.rid: str | None = None
         self.model: str | None = None
         self.finish: dict[int, str] = {}
         self.parts: dict[int, list[str]] = {}
+        self.thoughts: dict[int, list[str]] = {}
         self.input_tokens: int | None = None
         self.output_tokens: int | None = None
         self.modality: str | None = None
@@ -136,16 +150,18 @@ class _Fold:
                 for part_item in as_list(content.get("parts")):
                     part = as_dict(part_item)
                     if part is not None:
-                        self._part(part, texts)
+                        self._part(part, texts, index)
             reason = as_str(candidate.get("finishReason"))
             if reason:
                 self.finish[index] = reason
 
-    def _part(self, part: Mapping[str, object], texts: list[str]) -> None:
+    def _part(self, part: Mapping[str, object], texts: list[str], index: int) -> None:
         text = part.get("text")
         if isinstance(text, str):
             if part.get("thought") is not True:
                 texts.append(text)
+            else:
+                self.thoughts.setdefault(index, []).append(text)
             return
         inline = as_dict(part.get("inlineData"))
         if inline is not None:

@@ -17,6 +17,11 @@ Invariants:
   ``response.failed`` event carries the final response object, which wins over the deltas; a
   stream cut before it reports the concatenated ``response.output_text.delta`` text.
 - Request model: the body's ``model``, else the Azure deployment name from the path.
+- Reasoning returned apart from the answer is read per choice: Chat's ``reasoning_content``
+  (DeepSeek, vLLM, Together...; ``reasoning`` on OpenRouter), whole or as stream deltas; the
+  Responses API's ``reasoning`` output items (their ``reasoning_text`` content, else their
+  summary texts joined by a blank line), or the reasoning delta events of a cut stream. It
+  never enters the answer text.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from dataclasses import dataclass
 from ledger.recorder.providers._base import (
     CallFacts,
     Exchange,
+    aligned,
     as_dict,
     as_index,
     as_int,
@@ -47,13 +53,23 @@ __all__ = ["OpenAIAdapter"]
 class _Read:
     """Mutable accumulator for one response body (internal, never escapes a parse call)."""
 
-    __slots__ = ("finish", "input_tokens", "modality", "model", "output_tokens", "outputs", "rid")
+    __slots__ = (
+        "finish",
+        "input_tokens",
+        "modality",
+        "model",
+        "output_tokens",
+        "outputs",
+        "reasoning",
+        "rid",
+    )
 
     def __init__(self) -> None:
         self.rid: str | None = None
         self.model: str | None = None
         self.finish: dict[int, str] = {}
         self.outputs: dict[int, str] = {}
+        self.reasoning: dict[int, str] = {}
         self.input_tokens: int | None = None
         self.output_tokens: int | None = None
         self.modality: str | None = None
@@ -127,6 +143,7 @@ class OpenAIAdapter:
             outputs=ordered(read.outputs),
             output_modality=modality,
             request_json=request,
+            reasoning=aligned(read.outputs, read.reasoning),
         )
 
 
@@ -156,6 +173,16 @@ def _content_text(content: object) -> str:
     return "".join(texts)
 
 
+def _reasoning_text(message: Mapping[str, object] | None) -> str | None:
+    """``reasoning_content`` (or OpenRouter's ``reasoning``) of a chat message or delta."""
+    if message is None:
+        return None
+    text = message.get("reasoning_content")
+    if not isinstance(text, str):
+        text = message.get("reasoning")
+    return text if isinstance(text, str) else None
+
+
 def _choices_object(body: Mapping[str, object] | None, read: _Read, *, chat: bool) -> None:
     if body is None:
         return
@@ -170,6 +197,10 @@ def _choices_object(body: Mapping[str, object] | None, read: _Read, *, chat: boo
             continue
         index = as_index(choice.get("index"), position)
         read.outputs[index] = _choice_text(choice, chat=chat)
+        if chat:
+            thought = _reasoning_text(as_dict(choice.get("message")))
+            if thought is not None:
+                read.reasoning[index] = thought
         reason = as_str(choice.get("finish_reason"))
         if reason:
             read.finish[index] = reason
@@ -182,6 +213,7 @@ def _choices_object(body: Mapping[str, object] | None, read: _Read, *, chat: boo
 def _choices_stream(body: bytes, read: _Read, *, chat: bool) -> None:
     # Hot path: one json.loads per event and plain dict/list access, nothing else.
     parts: dict[int, list[str]] = {}
+    thoughts: dict[int, list[str]] = {}
     for _event, chunk in iter_sse_json(body):
         if read.rid is None:
             read.rid = as_str(chunk.get("id"))
@@ -206,6 +238,11 @@ def _choices_stream(body: bytes, read: _Read, *, chat: bool) -> None:
                     text = delta.get("content")
                     if isinstance(text, str) and text:
                         texts.append(text)
+                    thought = delta.get("reasoning_content")
+                    if not isinstance(thought, str):
+                        thought = delta.get("reasoning")
+                    if isinstance(thought, str):
+                        thoughts.setdefault(index, []).append(thought)
                     if delta.get("audio") is not None:
                         read.modality = "audio"
             else:
@@ -217,6 +254,8 @@ def _choices_stream(body: bytes, read: _Read, *, chat: bool) -> None:
                 read.finish[index] = reason
     for index, texts in parts.items():
         read.outputs[index] = "".join(texts)
+    for index, pieces in thoughts.items():
+        read.reasoning[index] = "".join(pieces)
 
 
 # --------------------------------------------------------------------------- embeddings
@@ -255,8 +294,14 @@ def _responses_object(response: Mapping[str, object] | None, read: _Read) -> Non
     if "output" not in response:
         return
     texts: list[str] = []
+    thoughts: list[str] = []
     for item in as_list(response.get("output")):
         output = as_dict(item)
+        if output is not None and output.get("type") == "reasoning":
+            thought = _reasoning_item(output)
+            if thought is not None:
+                thoughts.append(thought)
+            continue
         if output is None or output.get("type") != "message":
             continue
         for part in as_list(output.get("content")):
@@ -265,13 +310,40 @@ def _responses_object(response: Mapping[str, object] | None, read: _Read) -> Non
                 texts.append(as_str(content.get("text")) or "")
     # Same text as the SDK's ``Response.output_text``: every output_text part, in order.
     read.outputs[0] = "".join(texts)
+    if thoughts:
+        read.reasoning[0] = "\n\n".join(thoughts)
+
+
+def _reasoning_item(item: Mapping[str, object]) -> str | None:
+    """The text of one Responses ``reasoning`` item: its reasoning text, else its summary.
+
+    ``content`` holds ``reasoning_text`` parts when the model exposes its raw reasoning
+    (open-weight models); otherwise only ``summary`` (``summary_text`` parts) is returned.
+    """
+    for field, kind in (("content", "reasoning_text"), ("summary", "summary_text")):
+        texts = [
+            text
+            for part in as_list(item.get(field))
+            if (obj := as_dict(part)) is not None
+            and obj.get("type") == kind
+            and (text := as_str(obj.get("text"))) is not None
+        ]
+        if texts:
+            return "\n\n".join(texts)
+    return None
 
 
 _TERMINAL = frozenset({"response.completed", "response.incomplete", "response.failed"})
+# A cut stream's reasoning: raw reasoning text deltas, else summary deltas (never both kinds
+# from one model, so their concatenation is the one the final object would have carried).
+_REASONING_DELTAS = frozenset(
+    {"response.reasoning_text.delta", "response.reasoning_summary_text.delta"}
+)
 
 
 def _responses_stream(body: bytes, read: _Read) -> None:
     deltas: list[str] = []
+    thoughts: list[str] = []
     final: Mapping[str, object] | None = None
     for event, data in iter_sse_json(body):
         kind = as_str(data.get("type")) or event
@@ -279,6 +351,10 @@ def _responses_stream(body: bytes, read: _Read) -> None:
             delta = data.get("delta")
             if isinstance(delta, str):
                 deltas.append(delta)
+        elif kind in _REASONING_DELTAS:
+            delta = data.get("delta")
+            if isinstance(delta, str):
+                thoughts.append(delta)
         elif kind in _TERMINAL:
             final = as_dict(data.get("response"))
         elif kind in ("response.created", "response.in_progress"):
@@ -292,3 +368,5 @@ def _responses_stream(body: bytes, read: _Read) -> None:
             return
     if deltas or read.rid is not None:
         read.outputs[0] = "".join(deltas)
+        if thoughts:
+            read.reasoning[0] = "".join(thoughts)
