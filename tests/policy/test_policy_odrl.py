@@ -74,11 +74,11 @@ def test_export_follows_the_odrl_model(policy: Any, version: Any) -> None:
 def test_llama_duties_export_as_a_conditional_permission() -> None:
     llama = POLICIES.get("llama")
     assert llama is not None
-    doc = parsed(version_to_odrl(llama, llama.version("llama-3.1")))
+    doc = parsed(version_to_odrl(llama, llama.version("llama-3")))
     (rule,) = [r for r in doc["permission"] if r["dl:ruleType"] == "duty"]
     actions = {d["action"]: d.get("dl:value") for d in rule["duty"]}
-    assert actions["attribute"] == "Built with Llama"
-    assert actions["dl:name-prefix"] == "Llama"
+    assert actions["attribute"] == "Built with Meta Llama 3"
+    assert actions["dl:name-prefix"] == "Llama 3"
     assert {"leftOperand": "dl:distributed", "operator": "eq", "rightOperand": True} in rule[
         "constraint"
     ]

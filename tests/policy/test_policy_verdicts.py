@@ -379,7 +379,7 @@ CASES = [
         "train-model",
         {"student_kind": "llm", "distributed": True, **SMALL},
         "conditional",
-        duties=("name-prefix", "display-label", "ship-licence-copy"),
+        duties=("name-prefix",),
     ),
     Case(
         "llama 3.1 in-house student",
@@ -459,7 +459,7 @@ CASES = [
         "train-model",
         {"region": "US", "distributed": True, **SMALL},
         "conditional",
-        duties=("name-prefix", "display-label"),
+        duties=("name-prefix",),
     ),
     Case(
         "r1 distill llama keeps the llama 3.1 licence",
@@ -818,9 +818,9 @@ def test_llama_duties_carry_the_mandated_names() -> None:
     call = CallFacts(provider="self-hosted", model="llama3.1:70b", at=at("2025-01-01"))
     verdict = evaluate(call, "train-model", {"distributed": True, **SMALL})
     values = {duty.action: duty.value for duty in verdict.duties}
-    assert values["name-prefix"] == ("Llama",)
-    assert values["display-label"] == ("Built with Llama",)
-    assert all(d.rule_id == "llama/llama-3.1/naming-and-attribution" for d in verdict.duties)
+    # A student trained on outputs owes only the name prefix (§1.b.i, last sentence).
+    assert values == {"name-prefix": ("Llama",)}
+    assert all(d.rule_id == "llama/llama-3.1/name-prefix" for d in verdict.duties)
 
 
 def test_qwen_label_offers_both_wordings() -> None:
