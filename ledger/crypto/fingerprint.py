@@ -71,6 +71,7 @@ __all__ = [
     "MIN_SEGMENT_CHARS",
     "SHINGLE_WORDS",
     "SKETCH_SIZE",
+    "Fingerprinter",
     "Sketch",
     "dataset_key",
     "decode_sketch",
@@ -145,21 +146,32 @@ def _subkey(key: bytes, label: bytes) -> bytes:
     return hmac.digest(key, label, "sha256")
 
 
-class _Keys:
-    """The two subkeys of a dataset key, derived once per record."""
+class Fingerprinter:
+    """The two subkeys of one dataset key, derived once: for hashing many texts under it.
 
-    __slots__ = ("fingerprint", "sketch")
+    Example:
+        >>> f = Fingerprinter(b"k" * 32)
+        >>> f.fingerprint("Paris") == fingerprint(b"k" * 32, "Paris")
+        True
+    """
+
+    __slots__ = ("_mac", "_shingle")
 
     def __init__(self, key: bytes) -> None:
         if not key:
             raise InputError("the fingerprint key is empty")
-        self.fingerprint = hmac.new(_subkey(key, _FINGERPRINT_LABEL), digestmod="sha256")
-        self.sketch = hashlib.blake2b(key=_subkey(key, _SKETCH_LABEL), digest_size=8)
+        self._mac = hmac.new(_subkey(key, _FINGERPRINT_LABEL), digestmod="sha256")
+        self._shingle = hashlib.blake2b(key=_subkey(key, _SKETCH_LABEL), digest_size=8)
 
-    def fingerprint_of(self, text: str) -> str:
-        mac = self.fingerprint.copy()
+    def fingerprint(self, text: str) -> str:
+        """:func:`fingerprint` of ``text`` under this key."""
+        mac = self._mac.copy()
         mac.update(text.encode("utf-8", "surrogatepass"))
         return mac.digest()[:FINGERPRINT_BYTES].hex()
+
+    def sketch(self, text: str) -> Sketch | None:
+        """:func:`sketch` of ``text`` under this key."""
+        return _sketch(self._shingle, text)
 
 
 def fingerprint(key: bytes, text: str) -> str:
@@ -169,7 +181,7 @@ def fingerprint(key: bytes, text: str) -> str:
         >>> len(fingerprint(b"k" * 32, "Paris"))
         32
     """
-    return _Keys(key).fingerprint_of(text)
+    return Fingerprinter(key).fingerprint(text)
 
 
 def key_file_text(dataset: str | None, key: bytes) -> str:
@@ -310,7 +322,7 @@ def _sketch(hasher: Any, text: str) -> Sketch | None:
 
 def sketch(key: bytes, text: str) -> Sketch | None:
     """The keyed sketch of normalized ``text``; ``None`` when it has no words."""
-    return _sketch(_Keys(key).sketch, text)
+    return Fingerprinter(key).sketch(text)
 
 
 def encode_sketch(value: Sketch) -> str:
@@ -356,27 +368,27 @@ def output_record(key: bytes, answer: str | None, reasoning: str | None) -> dict
         >>> record["answer"] == fingerprint(b"k" * 32, "Paris.")
         True
     """
-    keys = _Keys(key)
+    keys = Fingerprinter(key)
     a = normalize_output(answer) if answer else ""
     r = normalize_output(reasoning) if reasoning else ""
     found: dict[str, None] = {}
     _segments_into(a, found, MAX_SEGMENTS, (a, r))
     _segments_into(r, found, MAX_SEGMENTS, (a, r))
     joins = join_forms(r, a) if a and r else []
-    a_sketch = _sketch(keys.sketch, a) if a else None
-    r_sketch = _sketch(keys.sketch, r) if r else None
+    a_sketch = keys.sketch(a) if a else None
+    r_sketch = keys.sketch(r) if r else None
     return {
         "fv": FINGERPRINT_VERSION,
-        "answer": keys.fingerprint_of(a) if a else None,
-        "reasoning": keys.fingerprint_of(r) if r else None,
-        "joins": [keys.fingerprint_of(j) for j in joins],
-        "segments": [keys.fingerprint_of(s) for s in found],
+        "answer": keys.fingerprint(a) if a else None,
+        "reasoning": keys.fingerprint(r) if r else None,
+        "joins": [keys.fingerprint(j) for j in joins],
+        "segments": [keys.fingerprint(s) for s in found],
         "sketch": encode_sketch(a_sketch) if a_sketch is not None else None,
         "reasoning_sketch": encode_sketch(r_sketch) if r_sketch is not None else None,
     }
 
 
 def fingerprints_of(key: bytes, texts: Iterable[str]) -> list[str]:
-    """Fingerprints of many texts under one key (the matcher's bulk path)."""
-    keys = _Keys(key)
-    return [keys.fingerprint_of(t) for t in texts]
+    """Fingerprints of many texts under one key."""
+    keys = Fingerprinter(key)
+    return [keys.fingerprint(t) for t in texts]
