@@ -34,7 +34,7 @@ from ledger.log.records import PreparedEntry, Receipt
 from ledger.log.store import LogStore, VerdictRow
 from ledger.policy import CallFacts, DeclaredFacts, PolicySet, Verdict, evaluate
 
-__all__ = ["Judge", "facts_digest"]
+__all__ = ["Judge", "VerdictCheck", "facts_digest", "recheck_verdicts"]
 
 log = logging.getLogger(__name__)
 
@@ -201,3 +201,68 @@ class Judge:
             Verdict.from_dict({**json.loads(row.document), "call": call})
             for row in self._store.verdicts(leaf_index, leaf_index + 1)
         ]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class VerdictCheck:
+    """What re-judging the stored verdicts found (``ledger verify --verdicts``)."""
+
+    checked: int
+    not_rechecked: int
+    problems: tuple[str, ...]
+
+    @property
+    def ok(self) -> bool:
+        """True when every re-judged verdict came out as stored."""
+        return not self.problems
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self) | {"ok": self.ok}
+
+
+def recheck_verdicts(store: LogStore, policies: PolicySet | None = None) -> VerdictCheck:
+    """Judge every stored verdict again, from its entry, purpose and recorded facts.
+
+    A verdict is re-judged when the policy versions the engine now picks for it (from
+    ``policies``, default the installed set) are the ones it names (same policy digest); the
+    new verdict document must then be the stored one, byte for byte. Verdicts that name other
+    policy versions are counted as not re-checked (pass the policy files they were made under).
+    Each distinct (document, call) pair is evaluated once.
+    """
+    documents = store.verdict_documents()
+    problems: list[str] = []
+    checked = skipped = 0
+    cache: dict[Hashable, tuple[str, str, str]] = {}
+    bodies: dict[int, Mapping[str, Any]] = {}
+    for leaf, purpose, policy, _facts, _verdict, sha in store.verdict_rows():
+        leaf = int(leaf)
+        text = documents.get(sha)
+        if text is None:
+            continue  # verify names a missing document
+        if leaf not in bodies:
+            if len(bodies) > _CACHE_LIMIT:
+                bodies.clear()
+            bodies[leaf] = store.entry(leaf).body
+        body = bodies[leaf]
+        call = CallFacts.from_entry_body(body)
+        day = call.at.date() if call.at is not None else None
+        key = (sha, call.provider, call.model, call.host, call.output_modality, day)
+        if key not in cache:
+            stored = json.loads(text)
+            facts = DeclaredFacts.coerce(stored.get("facts"))
+            verdict = evaluate(call, str(purpose), facts, policies=policies)
+            document = {k: v for k, v in verdict.to_dict().items() if k != "call"}
+            fresh = json.dumps(document, sort_keys=True, ensure_ascii=False)
+            cache[key] = (document["policy_digest"], sha256_hex(fresh.encode()), verdict.verdict)
+        digest, fresh_sha, fresh_verdict = cache[key]
+        if digest != policy:
+            skipped += 1
+            continue
+        checked += 1
+        if fresh_sha != sha:
+            problems.append(
+                f"leaf {leaf}: stored verdict ({purpose}) differs from the verdict the same "
+                f"policies give now ({fresh_verdict}; document {fresh_sha[:16]}, stored "
+                f"{sha[:16]})"
+            )
+    return VerdictCheck(checked, skipped, tuple(problems))

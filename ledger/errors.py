@@ -6,7 +6,8 @@ The tree, drawn once so that callers can pick the level they care about::
     ├── ConfigError                 settings, key files, unreachable or too-new databases
     │   └── KeyFileError            a key file that is missing, corrupt or locked by a passphrase
     ├── StoreError                  the SQL store refused or failed an operation
-    │   └── AppendOnlyViolationError  an UPDATE or DELETE hit a ledger table
+    │   ├── AppendOnlyViolationError  an UPDATE or DELETE hit a ledger table
+    │   └── ReadOnlyError           a write asked of a ledger opened read-only
     ├── NotFoundError               a leaf index, entry, size or key that does not exist
     ├── InputError                  a malformed argument (bad body, bad proof request, bad note)
     ├── VerificationError           a cryptographic or structural check failed
@@ -36,6 +37,7 @@ __all__ = [
     "NotFoundError",
     "PolicyError",
     "PolicyParseError",
+    "ReadOnlyError",
     "RecordingError",
     "SignatureError",
     "StoreError",
@@ -61,6 +63,10 @@ class StoreError(LedgerError):
 
 class AppendOnlyViolationError(StoreError):
     """Something tried to UPDATE or DELETE a row of an append-only ledger table."""
+
+
+class ReadOnlyError(StoreError):
+    """A write (append, checkpoint, key rotation) was asked of a ledger opened read-only."""
 
 
 class NotFoundError(LedgerError):

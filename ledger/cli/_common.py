@@ -85,8 +85,18 @@ def current_settings() -> Settings:
         raise ConfigError(f"invalid LEDGER_* setting: {' '.join(first[:3])}") from exc
 
 
-def open_ledger() -> Ledger:
-    """Open the ledger the current settings describe."""
+def open_ledger(*, write: bool = False, create: bool = False) -> Ledger:
+    """Open the ledger the current settings describe.
+
+    Read-only unless ``write``: a reading command needs no key, never creates or migrates
+    anything, and fails (exit 2) naming the place when there is no ledger there. ``write``
+    opens an existing ledger for writing; only ``create`` (``ledger init``) makes a new one.
+    """
     from ledger._ledger import Ledger
 
-    return Ledger.from_settings(current_settings())
+    settings = current_settings()
+    if create:
+        return Ledger.from_settings(settings)
+    if write:
+        return Ledger.from_settings(settings, create=False)
+    return Ledger.from_settings(settings, read_only=True)

@@ -20,7 +20,7 @@ from ledger.cli._common import (
     set_overrides,
 )
 from ledger.crypto.note import Checkpoint, NoteVerifier, open_note, verify_checkpoint
-from ledger.errors import InputError, LedgerError
+from ledger.errors import CheckpointError, InputError, LedgerError
 
 if TYPE_CHECKING:
     from ledger._ledger import Ledger
@@ -60,7 +60,7 @@ def init(
     """Create (or migrate) the ledger database and its keys."""
     if db is not None:
         set_overrides(**{**_common._overrides, "database_url": db})
-    with open_ledger() as lg:
+    with open_ledger(create=True) as lg:
         info = {
             "home": str(lg.home.resolve()),
             "database": lg.url,
@@ -83,7 +83,8 @@ def _read_checkpoint_file(path: Path) -> str:
         raise InputError(f"cannot read checkpoint file {path}: {exc}") from exc
 
 
-def _auditor_checkpoint(path: Path, verifiers: list[NoteVerifier]) -> Checkpoint:
+def _auditor_checkpoint(path: Path, verifiers: list[NoteVerifier], given_key: bool) -> Checkpoint:
+    """The checkpoint in ``path`` checked against ``verifiers``; a bad signature fails the check."""
     note = _read_checkpoint_file(path)
     errors = []
     for verifier in verifiers:
@@ -91,9 +92,9 @@ def _auditor_checkpoint(path: Path, verifiers: list[NoteVerifier]) -> Checkpoint
             return verify_checkpoint(note, verifier)
         except LedgerError as exc:
             errors.append(str(exc))
-    raise InputError(
-        f"checkpoint file {path} is not signed by the given key or any log key of this ledger"
-        + (f" ({errors[-1]})" if errors else "")
+    whose = "the given key" if given_key else "any log key this ledger lists"
+    raise CheckpointError(
+        f"checkpoint file {path} is not signed by {whose}" + (f" ({errors[-1]})" if errors else "")
     )
 
 
@@ -107,38 +108,90 @@ def verify(
         ),
     ] = None,
     key: Annotated[
-        str | None, typer.Option("--key", help="Verifier key for --checkpoint files.")
+        str | None,
+        typer.Option(
+            "--key",
+            help="The log's verifier key as the auditor was given it: --checkpoint files and "
+            "the log's latest checkpoint must carry its signature.",
+        ),
+    ] = None,
+    verdicts: Annotated[
+        bool,
+        typer.Option(
+            "--verdicts",
+            help="Also re-evaluate every stored verdict under the policy set it names.",
+        ),
+    ] = False,
+    policies: Annotated[
+        list[Path] | None,
+        typer.Option("--policies", help="Policy files or folders for --verdicts."),
     ] = None,
     json_out: JsonFlag = False,
 ) -> None:
-    """Recompute and check every entry, signature, stored hash and checkpoint.
+    """Recompute and check every entry, signature, indexed column, hash and checkpoint.
 
-    Exit 1 names the first problem (leaf index or checkpoint) when anything is wrong.
+    Reads only public data (no key file is needed) and never writes. Exit 1 names the first
+    problem (leaf index, checkpoint or verdict) when anything is wrong.
     """
+    given = NoteVerifier.from_string(key) if key else None
     with open_ledger() as lg:
-        verifiers = [NoteVerifier.from_string(key)] if key else []
-        verifiers += [
+        listed = [
             NoteVerifier.from_string(_vkey(k.name, k.public_key))
             for k in lg.keys()
             if k.kind == "log"
         ]
-        trusted = [_auditor_checkpoint(p, verifiers) for p in checkpoint or []]
+        verifiers = [given] if given is not None else listed
+        trusted = [_auditor_checkpoint(p, verifiers, given is not None) for p in checkpoint or []]
         report = _verify_with_progress(lg, trusted)
+        problems = [str(p) for p in report.problems]
+        if given is not None:
+            problems += _latest_signed_by(lg, given)
+        rechecked = None
+        if verdicts:
+            rechecked = lg.recheck_verdicts(policies=policies)
+            problems += rechecked.problems
+    document = report.to_dict()
+    document.update(
+        ok=not problems,
+        problems_text=problems,
+        first_problem=problems[0] if problems else None,
+        key="given" if given is not None else "listed by the database only",
+    )
+    if rechecked is not None:
+        document["verdicts"] = rechecked.to_dict()
     if json_out:
-        print_json(report.to_dict())
-    elif report.ok:
+        print_json(document)
+    elif not problems:
         typer.echo(
             f"ok: {report.entries} entries, {report.checkpoints} checkpoints"
             + (f", consistent with {len(trusted)} auditor checkpoint(s)" if trusted else "")
+            + (f", {rechecked.checked} verdicts re-evaluated" if rechecked is not None else "")
             + f", root {report.root.hex()}"
         )
-    if not report.ok:
-        first = report.first_problem
+        if given is None:
+            typer.echo(
+                "note: checkpoints were checked only against the log keys this database "
+                "lists; pass --key with the verifier key you were given to bind them to it"
+            )
+    if problems:
         raise fail(
-            f"verification failed: {first}"
-            + (f" (and {len(report.problems) - 1} more)" if len(report.problems) > 1 else ""),
+            f"verification failed: {problems[0]}"
+            + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""),
             EXIT_CHECK_FAILED,
         )
+
+
+def _latest_signed_by(lg: Ledger, verifier: NoteVerifier) -> list[str]:
+    latest = lg.latest_checkpoint()
+    if latest is None:
+        return []
+    try:
+        verify_checkpoint(latest.note, verifier)
+    except LedgerError as exc:
+        return [
+            f"checkpoint {latest.seq}: the latest checkpoint is not signed by the given key ({exc})"
+        ]
+    return []
 
 
 def _verify_with_progress(lg: Ledger, trusted: list[Checkpoint]) -> VerifyReport:
@@ -221,7 +274,7 @@ def checkpoint_latest(
     """Print the latest signed checkpoint (a C2SP signed note)."""
     if ctx.invoked_subcommand is not None:
         return
-    with open_ledger() as lg:
+    with open_ledger(write=new) as lg:
         record = lg.checkpoint() if new else lg.latest_checkpoint()
         if record is None:
             raise InputError("the log has no checkpoint yet: run `ledger checkpoint --new`")
@@ -343,7 +396,11 @@ def key_show(json_out: JsonFlag = False) -> None:
         log_vkey = lg.verifier_key
     latest = {record.kind: record for record in records}  # the last row of a kind is active
     document: dict[str, Any] = {"retired": []}
-    for record in records:
+    seen: set[tuple[str, str]] = set()
+    for record in reversed(records):  # newest first: a key listed again later is not retired
+        if (record.kind, record.key_id) in seen:
+            continue
+        seen.add((record.kind, record.key_id))
         item = {
             "kind": record.kind,
             "key_id": record.key_id,
@@ -355,7 +412,7 @@ def key_show(json_out: JsonFlag = False) -> None:
         if latest[record.kind] is record:
             document[record.kind] = item
         else:
-            document["retired"].append(item)
+            document["retired"].insert(0, item)
     document["log"]["verifier_key"] = log_vkey
     if json_out:
         print_json(document)
@@ -375,7 +432,7 @@ def key_rotate(
     """Replace a key; its public half stays registered so old signatures still verify."""
     if kind not in ("recorder", "log"):
         raise InputError(f"unknown key kind {kind!r}: use recorder or log")
-    with open_ledger() as lg:
+    with open_ledger(write=True) as lg:
         record = lg.rotate_key(kind)
         vkey = lg.verifier_key
     document = {"kind": kind, "key_id": record.key_id}

@@ -33,6 +33,7 @@ import logging
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -44,7 +45,12 @@ from ledger.crypto.keys import VerifyingKey
 from ledger.crypto.merkle import EMPTY_ROOT, leaf_hash
 from ledger.crypto.tree import TreeFrontier
 from ledger.errors import LedgerError
-from ledger.log.records import signed_entry_bytes
+from ledger.log.records import (
+    INDEXED_COLUMNS,
+    indexed_values,
+    parse_timestamp,
+    signed_entry_bytes,
+)
 from ledger.log.schema import make_engine
 from ledger.log.store import LogStore
 from ledger.log.workers import WorkerError, WorkerPool
@@ -105,8 +111,9 @@ def _check_chunk(task: tuple[int, int, tuple[int, ...]]) -> _ChunkResult:
     peaks_at: dict[int, list[bytes]] = {}
     missing = None
     last_bad = -1
-    for leaf_index, data, stored_leaf_hash, entry_id in store.raw_entries(start, stop):
-        what = _check_entry(data, entry_id)
+    for row in store.verify_rows(start, stop):
+        leaf_index, data, stored_leaf_hash = row[0], bytes(row[1]), bytes(row[2])
+        what = _check_entry(data, row)
         if what is not None:
             problems.append((leaf_index, what, 0))
         expected = start + frontier.size
@@ -149,13 +156,26 @@ def _mismatch(idx: int, level: int, first: int, end: int) -> str:
     )
 
 
-def _check_entry(data: bytes, entry_id: str) -> str | None:
+def _check_entry(data: bytes, row: Sequence[Any]) -> str | None:
+    """What is wrong with one stored row (``VERIFY_COLUMNS`` order), or None."""
     parts = _read_entry(data)
     if isinstance(parts, str):
         return parts
     body, key_id, sig, body_bytes = parts
+    entry_id = row[3]
     if body.get("id") != entry_id:
         return f"body id {body.get('id')!r} does not match the indexed entry id {entry_id!r}"
+    # Filters and reports read these columns: each must say what the signed entry says.
+    if row[4] != key_id:
+        return f"indexed key_id {row[4]!r} differs from the signed entry's {key_id!r}"
+    if not _same_moment(row[5], body.get("recorded_at")):
+        return (
+            f"indexed recorded_at {row[5]!s} differs from the signed entry's "
+            f"{body.get('recorded_at')!r}"
+        )
+    for name, stored, signed in zip(INDEXED_COLUMNS, row[6:], indexed_values(body), strict=True):
+        if stored != signed:
+            return f"indexed {name} {stored!r} differs from the signed entry's {signed!r}"
     key = _worker_keys.get(key_id)
     if key is None:
         return f"signed by unknown recorder key {key_id!r}"
@@ -166,6 +186,26 @@ def _check_entry(data: bytes, entry_id: str) -> str | None:
     if not key.is_valid(signature, body_bytes):
         return f"signature does not verify under recorder key {key.key_id[:16]}"
     return None
+
+
+def _same_moment(column: object, stamp: object) -> bool:
+    """Whether a stored ``recorded_at`` column is the instant the body's timestamp names."""
+    if not isinstance(stamp, str):
+        return False
+    try:
+        signed = parse_timestamp(stamp)
+    except LedgerError:
+        return False
+    if isinstance(column, str):  # SQLite keeps UTC text
+        try:
+            column = datetime.fromisoformat(column)
+        except ValueError:
+            return False
+    if not isinstance(column, datetime):
+        return False
+    if column.tzinfo is None:
+        column = column.replace(tzinfo=UTC)
+    return column == signed
 
 
 def _read_entry(data: bytes) -> tuple[dict[str, Any], str, str, bytes] | str:

@@ -6,6 +6,11 @@ Invariants:
   canonical_json(body)))}`` and its leaf data is ``canonical_json`` of that whole object.
 * :func:`prepare_entry` fills ``v``, ``id`` (UUIDv7), ``recorded_at`` (UTC, microseconds) and
   ``recorder`` only when the caller did not give them, and never changes a given value.
+* A sealed entry (:func:`seal_entry`) is a signed entry made before the ledger could store it
+  (the recorder's spool). Its body names the ledger it is for in ``ledger_id`` (the install id),
+  inside the signature. :func:`open_sealed` accepts it only if it is signed by one of the given
+  recorder keys and names the given ledger, and then stores exactly those signed bytes, so the
+  log keeps the record-time signature.
 """
 
 from __future__ import annotations
@@ -18,27 +23,35 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ledger.crypto.canonical import canonical_json, json_string
-from ledger.crypto.keys import SigningKey
+from ledger.crypto.keys import SigningKey, VerifyingKey
 from ledger.crypto.merkle import leaf_hash
-from ledger.errors import InputError, LedgerError
+from ledger.entry_body import ENTRY_VERSION as _ENTRY_VERSION
+from ledger.errors import InputError, LedgerError, SignatureError
 from ledger.log.ids import uuid7
 from ledger.log.signing import BatchSigner
 
 __all__ = [
     "ENTRY_VERSION",
     "INDEXED_COLUMNS",
+    "SEAL_FIELD",
     "PreparedEntry",
     "Receipt",
     "StoredEntry",
     "format_timestamp",
+    "indexed_values",
+    "open_sealed",
     "parse_timestamp",
     "prepare_entries",
     "prepare_entry",
+    "seal_entry",
     "signed_entry_bytes",
     "uuid7",
 ]
 
-ENTRY_VERSION = 1
+# One definition of the body format (ledger.entry_body); the log fills it into a body without one.
+ENTRY_VERSION = _ENTRY_VERSION
+#: Body field of a sealed entry naming the ledger (install id) it was signed for.
+SEAL_FIELD = "ledger_id"
 
 
 def format_timestamp(moment: datetime) -> str:
@@ -204,8 +217,68 @@ def signed_entry_bytes(body_bytes: bytes, key_id: str, sig: str) -> bytes:
     )
 
 
+def indexed_values(body: Mapping[str, Any]) -> tuple[str | None, ...]:
+    """The :data:`INDEXED_COLUMNS` values of a body: what append stores, what verify expects."""
+    return tuple(_column(body.get(name)) for name in INDEXED_COLUMNS)
+
+
 def _column(value: object) -> str | None:
     if value is None:
         return None
     text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
     return text[:256]
+
+
+def seal_entry(body: Mapping[str, Any], signer: SigningKey, ledger_id: str) -> dict[str, Any]:
+    """Complete ``body``, bind it to ledger ``ledger_id`` and sign it now, for later storage.
+
+    Returns the signed entry ``{"body", "key_id", "sig"}`` (JSON-ready); :func:`open_sealed`
+    turns it into the leaf that the ledger stores.
+
+    Raises:
+        InputError: as :func:`prepare_entry`, or the body names another ledger.
+    """
+    if isinstance(body, Mapping) and body.get(SEAL_FIELD, ledger_id) != ledger_id:
+        raise InputError(f"the body is already bound to ledger {body.get(SEAL_FIELD)!r}")
+    full, _, body_bytes = _complete({**body, SEAL_FIELD: ledger_id}, signer.key_id)
+    sig = base64.b64encode(signer.sign(body_bytes)).decode("ascii")
+    return {"body": full, "key_id": signer.key_id, "sig": sig}
+
+
+def open_sealed(
+    entry: Mapping[str, Any], recorder_keys: Mapping[str, VerifyingKey], ledger_id: str
+) -> PreparedEntry:
+    """Check a sealed entry and prepare exactly its signed bytes for storage.
+
+    Raises:
+        InputError: not a signed entry, or its body is malformed (an unsigned spool line from
+            before sealing, for example).
+        SignatureError: signed by a key that is not one of ``recorder_keys``, a signature that
+            does not match the body, or a body bound to another ledger (or to none).
+    """
+    if not isinstance(entry, Mapping) or set(entry) != {"body", "key_id", "sig"}:
+        raise InputError("not a signed entry: expected exactly body, key_id and sig")
+    body, key_id, sig = entry["body"], entry["key_id"], entry["sig"]
+    if not isinstance(body, Mapping) or not isinstance(key_id, str) or not isinstance(sig, str):
+        raise InputError("a signed entry needs an object body and string key_id and sig")
+    key = recorder_keys.get(key_id)
+    if key is None:
+        raise SignatureError(f"signed by key {key_id[:16]}, which is not a recorder key here")
+    try:
+        signature = base64.b64decode(sig, validate=True)
+    except ValueError as exc:
+        raise SignatureError("the signature is not base64") from exc
+    full, recorded, body_bytes = _complete(body, key_id)
+    if full != body:
+        raise InputError("a sealed body must already carry v, id, recorded_at and recorder")
+    if not key.is_valid(signature, body_bytes):
+        raise SignatureError(f"the signature of entry {full['id']} does not match its body")
+    bound = full.get(SEAL_FIELD)
+    if bound != ledger_id:
+        raise SignatureError(
+            f"entry {full['id']} was sealed for ledger {bound!r}, not this one ({ledger_id})"
+        )
+    # The stored bytes reuse the sealed ``sig`` text as it is, not a re-encoding of it.
+    data = signed_entry_bytes(body_bytes, key_id, sig)
+    columns = tuple(_column(full.get(name)) for name in INDEXED_COLUMNS)
+    return PreparedEntry(full["id"], data, leaf_hash(data), key_id, recorded, columns, full)

@@ -5,6 +5,11 @@ Invariants:
 * The schema is created and changed only by the Alembic migrations (``migrations/``).
 * A database whose revision this code does not know (a newer ledger wrote it) is refused with
   a :class:`ConfigError` before anything is written.
+* A read-only engine (:func:`read_only_url`, or ``make_engine(..., read_only=True)``) can never
+  write: SQLite opens the file with ``mode=ro`` (or ``immutable=1`` when no write-ahead log is
+  present, so that a copy in a read-only folder opens without side files) and runs with
+  ``query_only``; PostgreSQL sessions start with ``default_transaction_read_only``. Nothing
+  read-only ever migrates.
 * SQLite runs in WAL mode with ``synchronous=FULL`` by default (a committed entry survives
   power loss; ``normal`` is available where an fsync per commit costs too much),
   foreign pysqlite transaction handling is switched off so that a write transaction can start
@@ -15,10 +20,13 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import urllib.parse
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, OperationalError
 
 from ledger._resources import migrations_dir
@@ -29,15 +37,20 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ADVISORY_LOCK_KEY",
+    "SCHEMA_REVISIONS",
     "alembic_config",
     "append_only_ddl",
     "current_revision",
     "downgrade",
     "drop_append_only_ddl",
     "head_revision",
+    "is_read_only_url",
     "make_engine",
     "migrate",
+    "read_only_url",
     "redact_url",
+    "require_schema",
+    "sqlite_path",
     "write_transaction",
 ]
 
@@ -57,27 +70,105 @@ def redact_url(url: str) -> str:
         return "<unparseable database URL>"
 
 
+def sqlite_path(url: str) -> Path | None:
+    """The file a ``sqlite:///`` URL names (plain or ``file:`` URI form), or None."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return None
+    if parsed.get_backend_name() != "sqlite" or not parsed.database:
+        return None
+    database = parsed.database
+    if database == ":memory:" or parsed.query.get("mode") == "memory":
+        return None
+    if database.startswith("file:"):
+        return Path(urllib.parse.unquote(database[len("file:") :]))
+    return Path(database)
+
+
+# What marks a URL as read-only (written by read_only_url, recognised in worker processes too).
+_PG_READ_ONLY = "-c default_transaction_read_only=on"
+
+
+def read_only_url(url: str) -> str:
+    """The form of ``url`` that opens the same database without any way to write to it.
+
+    SQLite: the file must exist (a read-only open never creates one; ``ConfigError`` names the
+    path). With a non-empty ``-wal`` beside it the file is opened ``mode=ro``, which reads the
+    log's latest commits through the shared-memory index; without one it is opened
+    ``immutable=1``, which needs no lock or side file, so a copy in a read-only folder opens.
+    PostgreSQL: every transaction of the session is read-only.
+    """
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise ConfigError(f"cannot use database URL {redact_url(url)}: {exc}") from exc
+    if parsed.get_backend_name() == "sqlite":
+        path = sqlite_path(url)
+        if path is None:
+            raise ConfigError("an in-memory SQLite database cannot be opened read-only")
+        if not path.is_file():
+            raise ConfigError(f"no ledger database at {path}: run `ledger init` to create one")
+        wal = path.with_name(path.name + "-wal")
+        mode = "mode=ro" if wal.exists() and wal.stat().st_size > 0 else "immutable=1"
+        quoted = urllib.parse.quote(str(path.resolve()))
+        return f"sqlite:///file:{quoted}?{mode}&uri=true"
+    if parsed.get_backend_name() == "postgresql":
+        given = parsed.query.get("options")
+        if isinstance(given, tuple):  # the option repeated in the URL
+            given = " ".join(given)
+        if given and _PG_READ_ONLY in given:
+            return url
+        options = f"{given} {_PG_READ_ONLY}" if given else _PG_READ_ONLY
+        return parsed.update_query_dict({"options": options}).render_as_string(
+            hide_password=False
+        )
+    raise ConfigError(
+        f"unsupported database {redact_url(url)}: use sqlite:/// or postgresql+psycopg://"
+    )
+
+
+def is_read_only_url(url: str) -> bool:
+    """Whether ``url`` is one :func:`read_only_url` made."""
+    try:
+        query = make_url(url).query
+    except ArgumentError:
+        return False
+    options = query.get("options") or ""
+    if isinstance(options, tuple):
+        options = " ".join(options)
+    return query.get("mode") == "ro" or query.get("immutable") == "1" or _PG_READ_ONLY in options
+
+
 def make_engine(
     url: str,
     *,
     pool_size: int = 5,
     sqlite_synchronous: str = "full",
     sqlite_busy_timeout: float = 30.0,
+    read_only: bool = False,
 ) -> Engine:
     """Create an engine for ``url`` configured for the ledger's locking discipline.
 
     ``sqlite_synchronous`` is SQLite's ``synchronous`` pragma: ``full`` (default) makes every
     commit survive power loss; ``normal`` survives a crash of the application but not of the
-    machine, and saves one fsync per commit.
+    machine, and saves one fsync per commit. ``read_only`` (or a URL from
+    :func:`read_only_url`) gives an engine that cannot write.
     """
     if sqlite_synchronous not in ("full", "normal"):
         raise ConfigError(f"sqlite_synchronous must be full or normal, not {sqlite_synchronous!r}")
+    if read_only and not is_read_only_url(url):
+        url = read_only_url(url)
+    read_only = read_only or is_read_only_url(url)
     try:
         if url.startswith("sqlite"):
             engine = create_engine(
                 url, connect_args={"timeout": sqlite_busy_timeout, "check_same_thread": False}
             )
-            _configure_sqlite(engine, sqlite_synchronous.upper())
+            if read_only:
+                _configure_sqlite_read_only(engine)
+            else:
+                _configure_sqlite(engine, sqlite_synchronous.upper())
         else:
             kwargs: dict[str, Any] = {"pool_pre_ping": True}
             if not url.startswith("postgresql"):
@@ -107,6 +198,22 @@ def _configure_sqlite(engine: Engine, synchronous: str) -> None:
     def _on_begin(conn: Connection) -> None:
         mode = conn.info.pop("ledger_begin", "BEGIN")
         conn.exec_driver_sql(mode)
+
+
+def _configure_sqlite_read_only(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # No journal_mode or synchronous pragma: setting either may write. query_only makes
+        # SQLite itself refuse any statement that would change the file.
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA query_only=ON")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        conn.info.pop("ledger_begin", None)
+        conn.exec_driver_sql("BEGIN")
 
 
 @contextlib.contextmanager
@@ -211,6 +318,46 @@ def current_revision(engine: Engine) -> str | None:
         raise ConfigError(
             f"cannot reach database {redact_url(str(engine.url))}: {_first_line(exc)}"
         ) from exc
+
+
+#: Migration revisions, oldest first; the last is the schema this code reads and writes. A test
+#: checks this against the migrations folder (read commands check it without importing alembic).
+SCHEMA_REVISIONS = ("0001", "0002")
+
+
+def require_schema(engine: Engine) -> str:
+    """Check, without writing or migrating, that ``engine`` holds a ledger at this code's schema.
+
+    Raises:
+        ConfigError: unreachable or unreadable database, no ledger schema in it (``ledger init``
+            creates one), or a schema older or newer than this code.
+    """
+    where = redact_url(str(engine.url))
+    try:
+        with engine.connect() as conn:
+            has_table = engine.dialect.has_table(conn, "alembic_version")
+            rows = (
+                conn.exec_driver_sql("SELECT version_num FROM alembic_version").fetchall()
+                if has_table
+                else []
+            )
+    except (OperationalError, DBAPIError) as exc:
+        raise ConfigError(f"cannot read database {where}: {_first_line(exc)}") from exc
+    if not rows:
+        raise ConfigError(f"database {where} holds no ledger: run `ledger init` to create one")
+    revision = str(rows[0][0])
+    head = SCHEMA_REVISIONS[-1]
+    if revision == head:
+        return revision
+    if revision in SCHEMA_REVISIONS:
+        raise ConfigError(
+            f"database {where} has schema revision {revision}, older than this ledger's {head}: "
+            "a read-only open never migrates; run `ledger init` on it (or on a copy) first"
+        )
+    raise ConfigError(
+        f"database {where} has schema revision {revision}, which this ledger does not know "
+        f"(newest {head}): upgrade distill-ledger"
+    )
 
 
 def _first_line(exc: BaseException) -> str:

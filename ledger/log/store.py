@@ -42,9 +42,17 @@ from ledger.errors import (
 )
 from ledger.log import tables  # noqa: F401 - registers the tables on SQLModel.metadata
 from ledger.log.records import INDEXED_COLUMNS, PreparedEntry, Receipt, StoredEntry
-from ledger.log.schema import redact_url, write_transaction
+from ledger.log.schema import redact_url, sqlite_path, write_transaction
 
-__all__ = ["Annex", "CheckpointRecord", "KeyRecord", "LogStore", "VerdictRow"]
+__all__ = [
+    "VERDICT_COLUMNS",
+    "VERIFY_COLUMNS",
+    "Annex",
+    "CheckpointRecord",
+    "KeyRecord",
+    "LogStore",
+    "VerdictRow",
+]
 
 _TABLES = SQLModel.metadata.tables
 ENTRIES = _TABLES["entries"]
@@ -287,6 +295,29 @@ class LogStore:
         lower bound and a LIMIT but no upper bound (see ``_select``); ``stop`` is applied
         here.
         """
+        for row in self._paged(_RAW_COLUMNS, start, stop, batch, filters):
+            yield row[0], bytes(row[1]), bytes(row[2]), row[3]
+
+    def verify_rows(
+        self, start: int = 0, stop: int | None = None, *, batch: int = 5_000
+    ) -> Iterator[tuple[Any, ...]]:
+        """Every stored column of ``[start, stop)``, in :data:`VERIFY_COLUMNS` order, paged.
+
+        Verification compares each indexed column with what the signed entry says, so that a
+        filter or report that reads a column sees what was signed. ``recorded_at`` comes as the
+        driver gives it (SQLite: the text written by ``_sqlite_datetime``; PostgreSQL: an aware
+        datetime).
+        """
+        return self._paged(VERIFY_COLUMNS, start, stop, batch, None)
+
+    def _paged(
+        self,
+        columns: Sequence[str],
+        start: int,
+        stop: int | None,
+        batch: int,
+        filters: Mapping[str, str] | None,
+    ) -> Iterator[tuple[Any, ...]]:
         mark = self._mark()
         conditions = [f"leaf_index >= {mark}"]
         fixed: list[object] = []
@@ -296,7 +327,7 @@ class LogStore:
             conditions.append(f"{column} = {mark}")
             fixed.append(value)
         sql = (
-            "SELECT leaf_index, entry, leaf_hash, entry_id FROM entries WHERE "  # noqa: S608 - fixed names
+            f"SELECT {', '.join(columns)} FROM entries WHERE "  # noqa: S608 - fixed names
             + " AND ".join(conditions)
             + f" ORDER BY leaf_index LIMIT {mark}"
         )
@@ -307,10 +338,10 @@ class LogStore:
                 rows = self._select(conn, sql, (position, *fixed, limit))
             if not rows:
                 return
-            for leaf_index, data, stored_hash, entry_id in rows:
-                if stop is not None and leaf_index >= stop:
+            for row in rows:
+                if stop is not None and row[0] >= stop:
                     return
-                yield leaf_index, bytes(data), bytes(stored_hash), entry_id
+                yield tuple(row)
             position = rows[-1][0] + 1
 
     def entries(
@@ -461,13 +492,19 @@ class LogStore:
             ).first()
         return None if row is None else _checkpoint(row)
 
-    def add_checkpoint(self, sign: Callable[[int, bytes], str]) -> CheckpointRecord:
+    def add_checkpoint(
+        self,
+        sign: Callable[[int, bytes], str],
+        *,
+        reusable: Callable[[CheckpointRecord], bool] | None = None,
+    ) -> CheckpointRecord:
         """Sign the current tree head with ``sign(size, root) -> note`` and store it.
 
         Runs under the append lock, so no entry lands between reading the head and storing the
         note. Refuses (ConsistencyError) to sign a head that is not an extension of the last
         checkpoint: a log that shrank or whose stored hashes were rewritten never gets a second,
-        inconsistent signature. When the log did not grow, the latest checkpoint is returned.
+        inconsistent signature. When the log did not grow, the latest checkpoint is returned,
+        unless ``reusable(latest)`` says otherwise (it was signed by a key since retired).
         """
         with self._lock, self._mapped_errors("signing a checkpoint"):
             with write_transaction(self.engine) as conn:
@@ -478,7 +515,8 @@ class LogStore:
                 ).first()
                 previous = None if last is None else _checkpoint(last)
                 if previous is not None:
-                    if previous.tree_size == size and previous.root_hash == root_hash:
+                    unchanged = previous.tree_size == size and previous.root_hash == root_hash
+                    if unchanged and (reusable is None or reusable(previous)):
                         return previous
                     self._check_extends(conn, previous, size, root_hash)
                 record = CheckpointRecord(
@@ -577,6 +615,34 @@ class LogStore:
             for r in rows
         ]  # fmt: skip
 
+    def verdict_rows(self, *, batch: int = 20_000) -> Iterator[tuple[Any, ...]]:
+        """Every verdict row without its document, in :data:`VERDICT_COLUMNS` order, paged.
+
+        Verification reads all of them; the documents they share are read once apart
+        (:meth:`verdict_documents`), since a million rows may reference a handful.
+        """
+        mark = self._mark()
+        columns = ", ".join(VERDICT_COLUMNS)
+        sql = (
+            f"SELECT {columns} FROM verdicts WHERE (leaf_index, purpose, policy_digest, "  # noqa: S608
+            f"facts_digest) > ({mark}, {mark}, {mark}, {mark}) ORDER BY leaf_index, purpose, "
+            f"policy_digest, facts_digest LIMIT {mark}"
+        )
+        after: tuple[object, ...] = (-1, "", "", "")
+        while True:
+            with self._mapped_errors("reading verdicts"), self.engine.connect() as conn:
+                rows = self._select(conn, sql, (*after, batch))
+            if not rows:
+                return
+            yield from (tuple(row) for row in rows)
+            after = tuple(rows[-1][:4])
+
+    def verdict_documents(self) -> dict[str, str]:
+        """Every stored verdict document by its recorded SHA-256."""
+        with self._mapped_errors("reading verdicts"), self.engine.connect() as conn:
+            rows = conn.execute(select(DOCUMENTS.c.sha256, DOCUMENTS.c.document)).all()
+        return {str(sha): str(document) for sha, document in rows}
+
     # -- keys and meta -----------------------------------------------------------------------
 
     def keys(self) -> list[KeyRecord]:
@@ -627,11 +693,15 @@ class LogStore:
 
 _ENTRY_COLUMNS = ("leaf_index", "entry_id", "leaf_hash", "entry", "key_id", "recorded_at",
                   *INDEXED_COLUMNS)  # fmt: skip
+_RAW_COLUMNS = ("leaf_index", "entry", "leaf_hash", "entry_id")
+#: What :meth:`LogStore.verify_rows` yields, in order.
+VERIFY_COLUMNS = (*_RAW_COLUMNS, "key_id", "recorded_at", *INDEXED_COLUMNS)
 
 
-_HASH_COLUMNS = ("idx", "hash")
 _VERDICT_COLUMNS = ("leaf_index", "purpose", "policy_digest", "facts_digest", "verdict",
                     "document_sha256", "evaluated_at")  # fmt: skip
+#: What :meth:`LogStore.verdict_rows` yields, in order.
+VERDICT_COLUMNS = _VERDICT_COLUMNS[:6]
 
 
 def _insert_sql(table: str, columns: Sequence[str], mark: str) -> str:
@@ -644,9 +714,8 @@ def _sqlite_datetime(moment: datetime) -> str:
 
 
 def _sqlite_file(engine: Engine) -> Path | None:
-    if engine.dialect.name != "sqlite" or engine.url.database in (None, "", ":memory:"):
-        return None
-    return Path(str(engine.url.database)).resolve()
+    path = sqlite_path(engine.url.render_as_string(hide_password=False))
+    return None if path is None else path.resolve()
 
 
 def _file_identity(path: Path) -> tuple[int, int] | None:

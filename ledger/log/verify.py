@@ -12,7 +12,11 @@ What is checked, in one pass in leaf order:
 5. every checkpoint's signed note verifies under a registered log key, says what its row says,
    and its root equals the recomputed root at its size; consecutive checkpoints are also
    checked with a consistency proof served from the stored hashes;
-6. optionally, checkpoints obtained earlier by an auditor (``trusted``): their size must not
+6. every stored verdict row (derived data, but reports read it): its document exists and hashes
+   to the recorded digest, and the row's leaf, purpose, verdict, policy digest and facts digest
+   say what the document says (re-judging the verdicts needs the policy engine:
+   ``Ledger.recheck_verdicts``);
+7. optionally, checkpoints obtained earlier by an auditor (``trusted``): their size must not
    exceed the log and their root must equal the recomputed root, which catches a rollback or a
    fork even when the attacker re-signed everything with the log's own key.
 
@@ -24,11 +28,13 @@ is the headline.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ledger.crypto.canonical import canonical_json, sha256_hex
 from ledger.crypto.merkle import verify_consistency
 from ledger.crypto.note import Checkpoint, NoteVerifier, verifier_key_string, verify_checkpoint
 from ledger.errors import LedgerError
@@ -36,9 +42,6 @@ from ledger.log.rebuild import Progress, rebuild
 from ledger.log.store import CheckpointRecord, LogStore
 
 __all__ = ["Problem", "VerifyReport", "verify_log"]
-
-_CHUNK = 2_000
-_INLINE_LIMIT = 4_000  # below this many entries, worker processes cost more than they save
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +138,7 @@ def verify_log(
         Problem(what, leaf_index=leaf, stage=stage) for leaf, what, stage in rebuilt.problems
     )
     problems.extend(_check_checkpoints(store, checkpoints, log_verifiers, roots, size))
+    problems.extend(_check_verdicts(store, size))
     for number, auditor in enumerate(trusted):
         where = f"auditor checkpoint {number} (size {auditor.size})"
         if auditor.size > size:
@@ -216,6 +220,74 @@ def _check_checkpoints(
                     )
         previous = record
     return problems
+
+
+def _check_verdicts(store: LogStore, size: int) -> list[Problem]:
+    documents = store.verdict_documents()
+    problems: list[Problem] = []
+    parsed: dict[str, dict[str, Any] | str] = {}
+    for sha, text in documents.items():
+        if sha256_hex(text.encode("utf-8")) != sha:
+            parsed[sha] = f"verdict document {sha[:16]} does not hash to its recorded digest"
+            continue
+        try:
+            document = json.loads(text)
+        except ValueError:
+            parsed[sha] = f"verdict document {sha[:16]} is not JSON"
+            continue
+        parsed[sha] = (
+            document
+            if isinstance(document, dict)
+            else f"verdict document {sha[:16]} is not an object"
+        )
+    for leaf, purpose, policy, facts, verdict, sha in store.verdict_rows():
+        leaf = int(leaf)
+        where = f"stored verdict ({purpose})"
+        if leaf >= size:
+            problems.append(
+                Problem(
+                    f"{where} judges a leaf beyond the log's {size} entries",
+                    leaf_index=leaf,
+                    stage=2,
+                )
+            )
+            continue
+        document = parsed.get(sha)
+        if document is None:
+            problems.append(
+                Problem(f"{where} references missing document {sha[:16]}", leaf_index=leaf, stage=2)
+            )
+        elif isinstance(document, str):
+            problems.append(Problem(f"{where}: {document}", leaf_index=leaf, stage=2))
+        else:
+            claimed = {"verdict": verdict, "purpose": purpose, "policy_digest": policy}
+            for name, value in claimed.items():
+                if document.get(name) != value:
+                    problems.append(
+                        Problem(
+                            f"{where} says {name} {value!r}, its document {document.get(name)!r}",
+                            leaf_index=leaf,
+                            stage=2,
+                        )
+                    )
+            if _facts_digest(document.get("facts")) != facts:
+                problems.append(
+                    Problem(
+                        f"{where}: facts digest differs from its document's facts",
+                        leaf_index=leaf,
+                        stage=2,
+                    )
+                )
+    return problems
+
+
+def _facts_digest(facts: object) -> str | None:
+    if not isinstance(facts, dict):
+        return None
+    try:
+        return sha256_hex(canonical_json(facts))
+    except LedgerError:
+        return None
 
 
 def _open_checkpoint(
