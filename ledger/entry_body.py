@@ -31,7 +31,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal, NotRequired, TypedDict, cast
+from typing import Any, NotRequired, TypedDict, cast
 
 __all__ = [
     "CLIENT_HEADERS",
@@ -108,8 +108,8 @@ class ClientBody(TypedDict):
 class OutputRecord(TypedDict, total=False):
     """One output (choice / candidate) in version 2: its index and the keyed fingerprints.
 
-    The fingerprint fields are whatever ``ledger.crypto.fingerprint.output_record`` returns
-    (HMAC under the dataset's key); only ``index`` is fixed here.
+    The other fields are whatever ``ledger.crypto.fingerprint.output_record`` returns (keyed
+    under the dataset's key, versioned by its own ``fv`` field); only ``index`` is fixed here.
     """
 
     index: int
@@ -119,8 +119,7 @@ class EntryBody(TypedDict):
     """The signed provenance record of one HTTP attempt (DESIGN.md, Formats).
 
     ``v``, ``id``, ``recorded_at`` and ``recorder`` are filled by the log when absent. Version 1
-    bodies have ``output_sha256`` and no ``outputs`` / ``response_org_headers`` /
-    ``fingerprint_version``.
+    bodies have ``output_sha256`` and no ``outputs`` / ``response_org_headers``.
     """
 
     v: int
@@ -141,7 +140,7 @@ class EntryBody(TypedDict):
     response_org_headers: NotRequired[dict[str, str]]
     client: ClientBody
     status: int | None
-    outcome: Literal["complete", "truncated", "error"]
+    outcome: str  # "complete", "truncated" or "error"
     error: str | None
     stream: bool
     finish_reasons: list[str]
@@ -149,7 +148,6 @@ class EntryBody(TypedDict):
     output_modality: str | None
     output_sha256: NotRequired[list[str]]
     outputs: NotRequired[list[OutputRecord]]
-    fingerprint_version: NotRequired[int]
     rate_limit: dict[str, str]
     purpose: str | None
     dataset: str | None

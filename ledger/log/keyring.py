@@ -5,18 +5,24 @@ Layout under ``<home>/keys/`` (every file mode 0600, written atomically):
 * ``recorder.pem``: Ed25519 PKCS#8 key that signs entries;
 * ``log.pem``: Ed25519 PKCS#8 key that signs checkpoints (C2SP signed notes);
 * ``account.secret``: 32 random bytes (hex) keying the HMAC that fingerprints API credentials;
+* ``fingerprint.secret``: 32 random bytes (hex) from which each dataset's output-fingerprint key
+  is derived (``ledger.crypto.fingerprint.dataset_key``). Homes made before it existed lack it:
+  it is created when such a home is opened for writing, never required to load the rest, and
+  created at most once even by processes racing on one home (exclusive link, then re-read);
 * ``retired/<kind>-<key id>.pem``: keys replaced by :meth:`Keyring.rotate`, kept so that an
   operator can still prove possession; their public halves stay in the ``keys`` table and keep
   verifying old signatures.
 
 Invariants: nothing is written while loading an existing keyring, so a wrong passphrase or a
-corrupt file fails before any change; a missing keyring is created whole.
+corrupt file fails before any change; a missing keyring is created whole. The one write to an
+existing keyring is adding a missing ``fingerprint.secret``, after everything else loaded.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import os
 import secrets
 from pathlib import Path
@@ -24,9 +30,12 @@ from pathlib import Path
 from ledger.crypto.keys import SigningKey
 from ledger.errors import ConfigError, KeyFileError
 
-__all__ = ["KEY_KINDS", "Keyring"]
+__all__ = ["FINGERPRINT_FILE", "KEY_KINDS", "Keyring", "read_fingerprint_secret"]
 
 KEY_KINDS = ("recorder", "log")
+FINGERPRINT_FILE = "fingerprint.secret"
+
+_log = logging.getLogger("ledger.keys")
 
 
 class Keyring:
@@ -38,11 +47,13 @@ class Keyring:
         keys: dict[str, SigningKey],
         account_secret: bytes,
         passphrase: bytes | None,
+        fingerprint_secret: bytes | None = None,
     ) -> None:
         self.home = home
         self._keys = keys
         self._account_secret = account_secret
         self._passphrase = passphrase
+        self._fingerprint_secret = fingerprint_secret
 
     @property
     def folder(self) -> Path:
@@ -75,7 +86,7 @@ class Keyring:
             raise KeyFileError(f"corrupt account secret file {secret_path}") from exc
         if len(secret) < 16:
             raise KeyFileError(f"corrupt account secret file {secret_path}: too short")
-        return cls(home, keys, secret, passphrase)
+        return cls(home, keys, secret, passphrase, _try_fingerprint_secret(folder))
 
     @classmethod
     def _create(cls, home: Path, passphrase: bytes | None) -> Keyring:
@@ -89,7 +100,7 @@ class Keyring:
             key.save(folder / f"{kind}.pem", passphrase)
         secret = secrets.token_bytes(32)
         _write_private(folder / "account.secret", secret.hex().encode("ascii") + b"\n")
-        return cls(home, keys, secret, passphrase)
+        return cls(home, keys, secret, passphrase, _ensure_fingerprint_secret(folder))
 
     def rotate(self, kind: str) -> SigningKey:
         """Replace the ``kind`` key with a fresh one, keeping the old file under ``retired/``."""
@@ -113,8 +124,87 @@ class Keyring:
         """
         return hmac.new(self._account_secret, credential.encode(), hashlib.sha256).hexdigest()
 
+    @property
+    def fingerprint_secret(self) -> bytes:
+        """The secret the per-dataset output-fingerprint keys derive from."""
+        if self._fingerprint_secret is None:  # the key folder was not writable at open: retry
+            self._fingerprint_secret = _ensure_fingerprint_secret(self.folder)
+        return self._fingerprint_secret
+
+
+def read_fingerprint_secret(home: Path) -> bytes | None:
+    """The fingerprint secret under ``home/keys``, ``None`` when there is none; reads only.
+
+    Raises:
+        KeyFileError: the file exists but is not 16 or more bytes of hex.
+    """
+    path = home / "keys" / FINGERPRINT_FILE
+    try:
+        text = path.read_text(encoding="ascii")
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise KeyFileError(f"cannot read the fingerprint secret file {path}") from exc
+    try:
+        secret = bytes.fromhex(text.strip())
+    except ValueError:
+        secret = b""
+    if len(secret) < 16:
+        raise KeyFileError(f"corrupt fingerprint secret file {path}")
+    return secret
+
+
+def _try_fingerprint_secret(folder: Path) -> bytes | None:
+    """:func:`_ensure_fingerprint_secret`, or ``None`` when the key folder is not writable.
+
+    An old home in a read-only place must keep opening; the secret is then tried again when a
+    fingerprint key is first asked for, and that call raises.
+    """
+    try:
+        return _ensure_fingerprint_secret(folder)
+    except KeyFileError:
+        raise  # a corrupt secret file fails the open, like a corrupt account secret
+    except ConfigError as exc:
+        _log.warning("%s; output fingerprints are off until it can be created", exc)
+        return None
+
+
+def _ensure_fingerprint_secret(folder: Path) -> bytes:
+    """The fingerprint secret of ``folder``, created first when missing.
+
+    Two processes opening one old home at once must end with the same secret, so the new file
+    is written aside and linked into place only if no file is there yet (``link`` fails when
+    the name exists, unlike ``replace``); the loser of the race reads the winner's file.
+    """
+    existing = read_fingerprint_secret(folder.parent)
+    if existing is not None:
+        return existing
+    path = folder / FINGERPRINT_FILE
+    secret = secrets.token_bytes(32)
+    try:
+        tmp = _write_private_tmp(path, secret.hex().encode("ascii") + b"\n")
+    except OSError as exc:
+        raise ConfigError(f"cannot create the fingerprint secret {path}: {exc.strerror}") from exc
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise ConfigError(f"cannot create the fingerprint secret {path}: {exc.strerror}") from exc
+    finally:
+        tmp.unlink(missing_ok=True)
+    winner = read_fingerprint_secret(folder.parent)
+    if winner is None:  # pragma: no cover - linked or found above, unless removed meanwhile
+        raise KeyFileError(f"the fingerprint secret {path} vanished while it was created")
+    return winner
+
 
 def _write_private(path: Path, data: bytes) -> None:
+    os.replace(_write_private_tmp(path, data), path)
+
+
+def _write_private_tmp(path: Path, data: bytes) -> Path:
+    """``data`` in a fresh 0600 file beside ``path``, fsync'd; the caller moves it into place."""
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
@@ -122,4 +212,4 @@ def _write_private(path: Path, data: bytes) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-    os.replace(tmp, path)
+    return tmp

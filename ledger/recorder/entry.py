@@ -1,11 +1,22 @@
-"""The entry body (version 1) of one finished HTTP attempt, from what the transport saw.
+"""The entry body (version 2) of one finished HTTP attempt, from what the transport saw.
 
 Invariants:
 
-- Pure: reads a finished ``Call`` and the adapter's ``CallFacts``; no I/O, no clock.
-- Field names and vocabulary follow the entry body contract (common.md / DESIGN.md); the
+- Reads a finished ``Call`` and the adapter's ``CallFacts``; no clock. The only state it
+  touches: the ledger's fingerprint key (asked once per ledger and dataset, then cached) and
+  the bounded ``response id -> entry id`` map of ``ledger.recorder.ids``. It runs where the
+  recorder builds bodies (its worker thread for async durability), never on the caller's path.
+- The shape is ``ledger.entry_body.EntryBody`` (one definition for writer and readers); the
   adapter supplies what needs the wire format, this module what needs only HTTP (endpoint,
   status, outcome, headers of interest, timing, labels).
+- Per output (choice / candidate) the body keeps ``{"index": i, **output_record(...)}``
+  (``ledger.crypto.fingerprint``): keyed fingerprints of the answer, the reasoning, their
+  joins and segments, and keyed sketches, under the key of the call's dataset. Version 2 keeps
+  no unkeyed output hash: ``output_sha256`` would let whoever holds the log confirm a guessed
+  short output ("Yes."). When no key can be had (a read-only key folder, a ledger object
+  without ``fingerprint_key``) ``outputs`` is left out and a warning is logged once.
+- Organization ids: those the request sent (``org_headers``) and those the response names
+  (``response_org_headers``; Anthropic sends ``anthropic-organization-id`` only there).
 - The endpoint never carries the query string (it can hold keys); ``request_sha256`` and
   ``response_sha256`` are over the exact wire bytes (compressed if the wire was), and parsing
   uses a decoded copy (``decoded``) that tolerates truncation.
@@ -16,13 +27,25 @@ Invariants:
 from __future__ import annotations
 
 import logging
+import threading
 import time
+import weakref
 import zlib
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from ledger.crypto.canonical import output_sha256
+from ledger.crypto.fingerprint import output_record
+from ledger.entry_body import (
+    CLIENT_HEADER_PREFIXES,
+    CLIENT_HEADERS,
+    ENTRY_VERSION,
+    ORG_HEADERS,
+    EntryBody,
+    OutputRecord,
+)
+from ledger.errors import LedgerError
+from ledger.recorder.ids import remember
 from ledger.recorder.providers import CallFacts
 
 if TYPE_CHECKING:
@@ -32,11 +55,6 @@ __all__ = ["body_for", "decoded", "ends_with_terminal_event"]
 
 _log = logging.getLogger("ledger.recorder")
 
-_ORG_HEADERS = frozenset(
-    {"openai-organization", "openai-project", "x-goog-user-project", "anthropic-workspace"}
-)
-_CLIENT_HEADERS = frozenset({"x-goog-api-client", "anthropic-version", "anthropic-beta"})
-_CLIENT_PREFIXES = ("x-stainless-",)
 _REQUEST_ID_HEADERS = ("x-request-id", "request-id", "x-goog-request-id", "apim-request-id")
 _RATE_LIMIT_PREFIXES = ("x-ratelimit-", "anthropic-ratelimit-")
 _RATE_LIMIT_HEADERS = frozenset({"retry-after", "retry-after-ms"})
@@ -44,11 +62,16 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 def body_for(call: Call, facts: CallFacts, response_headers: Mapping[str, str]) -> dict[str, Any]:
+    """The version-2 body of ``call`` (the recorder adds hashes and the outcome it decides)."""
     parts = urlsplit(call.url)
     scheme = parts.scheme or "https"
     request_headers = call.request_headers
-    return {
-        "v": 1,
+    provider_request_id = next(
+        (response_headers[h] for h in _REQUEST_ID_HEADERS if h in response_headers), None
+    )
+    remember(call.entry_id, provider_request_id, facts.response_id)
+    body: EntryBody = {
+        "v": ENTRY_VERSION,
         "id": call.entry_id,
         "started_at": _timestamp(call.started_ns),
         "duration_ms": round((call.stopped_perf - call.started_perf) / 1_000_000, 3),
@@ -63,17 +86,16 @@ def body_for(call: Call, facts: CallFacts, response_headers: Mapping[str, str]) 
         "request_model": facts.request_model,
         "response_model": facts.response_model,
         "response_id": facts.response_id,
-        "provider_request_id": next(
-            (response_headers[h] for h in _REQUEST_ID_HEADERS if h in response_headers), None
-        ),
+        "provider_request_id": provider_request_id,
         "account": call.account,
-        "org_headers": {k: v for k, v in request_headers.items() if k in _ORG_HEADERS},
+        "org_headers": {k: v for k, v in request_headers.items() if k in ORG_HEADERS},
+        "response_org_headers": {k: v for k, v in response_headers.items() if k in ORG_HEADERS},
         "client": {
             "user_agent": request_headers.get("user-agent"),
             "headers": {
                 k: v
                 for k, v in request_headers.items()
-                if k in _CLIENT_HEADERS or k.startswith(_CLIENT_PREFIXES)
+                if k in CLIENT_HEADERS or k.startswith(CLIENT_HEADER_PREFIXES)
             },
         },
         "status": call.status,
@@ -83,7 +105,6 @@ def body_for(call: Call, facts: CallFacts, response_headers: Mapping[str, str]) 
         "finish_reasons": list(facts.finish_reasons),
         "usage": {"input_tokens": facts.input_tokens, "output_tokens": facts.output_tokens},
         "output_modality": facts.output_modality,
-        "output_sha256": [output_sha256(text) for text in facts.outputs],
         "rate_limit": {
             k: v
             for k, v in response_headers.items()
@@ -93,6 +114,62 @@ def body_for(call: Call, facts: CallFacts, response_headers: Mapping[str, str]) 
         "dataset": call.labels.dataset,
         "tags": list(call.labels.tags),
     }
+    if facts.outputs:
+        outputs = _outputs(call, facts)
+        if outputs is not None:
+            body["outputs"] = outputs
+    return dict(body)
+
+
+def _outputs(call: Call, facts: CallFacts) -> list[OutputRecord] | None:
+    key = _fingerprint_key(call)
+    if key is None:
+        return None
+    records: list[OutputRecord] = []
+    for index, answer in enumerate(facts.outputs):
+        record = output_record(key, answer, facts.reasoning_of(index))
+        records.append({"index": index, **record})  # type: ignore[typeddict-item]  # open record
+    return records
+
+
+# Keys per ledger object and dataset: a dataset key is an HMAC of the ledger's secret, cheap,
+# but asking the ledger for it may read a file; the cache is bounded by the datasets in use.
+_keys: weakref.WeakKeyDictionary[object, dict[str | None, bytes]] = weakref.WeakKeyDictionary()
+_keys_lock = threading.Lock()
+_warned: weakref.WeakSet[object] = weakref.WeakSet()
+_KEYS_PER_LEDGER = 1_024
+
+
+def _fingerprint_key(call: Call) -> bytes | None:
+    """The fingerprint key of the call's dataset in the call's ledger, ``None`` if unavailable."""
+    ledger = call._recorder.ledger
+    dataset = call.labels.dataset
+    with _keys_lock:
+        cached = _keys.get(ledger)
+        if cached is not None and dataset in cached:
+            return cached[dataset]
+    getter = getattr(ledger, "fingerprint_key", None)
+    try:
+        if getter is None:
+            raise TypeError(f"{type(ledger).__name__} has no fingerprint_key()")
+        key: bytes = getter(dataset)
+    except (LedgerError, OSError, TypeError) as exc:
+        with _keys_lock:
+            first = ledger not in _warned
+            if first:
+                _warned.add(ledger)
+        if first:
+            _log.warning("recording without output fingerprints: %s", exc)
+        return None
+    with _keys_lock:
+        try:
+            per = _keys.setdefault(ledger, {})
+        except TypeError:  # a ledger object that takes no weak reference: not cached
+            return key
+        if len(per) >= _KEYS_PER_LEDGER:
+            per.clear()
+        per[dataset] = key
+    return key
 
 
 _TERMINAL_EVENTS = (

@@ -75,6 +75,10 @@ class LedgerLike(Protocol):
         """HMAC-SHA256 hex of ``credential`` under the ledger-local secret."""
         ...
 
+    def fingerprint_key(self, dataset: str | None) -> bytes:
+        """The key of ``dataset``'s output fingerprints (``ledger.crypto.fingerprint``)."""
+        ...
+
 
 class AsyncSink:
     """Submit to the ledger's writer; spool on failure; never block the caller on the database."""
