@@ -40,6 +40,7 @@ if _typing.TYPE_CHECKING:
         recording_client,
         wrap,
     )
+    from ledger.recorder.ids import entry_id
     from ledger.settings import Settings
 
 __version__ = "0.1.0"
@@ -64,6 +65,7 @@ __all__ = [
     "StoredEntry",
     "VerificationError",
     "VerifyReport",
+    "entry_id",
     "open",
     "recording",
     "recording_client",
@@ -81,6 +83,7 @@ _HOMES = {
     "CheckpointRecord": "ledger.log.store",
     "VerifyReport": "ledger.log.verify",
     "Settings": "ledger.settings",
+    "entry_id": "ledger.recorder.ids",
     **dict.fromkeys(
         ["ConfigError", "InputError", "LedgerError", "NotFoundError", "PolicyError",
          "RecordingError", "StoreError", "VerificationError"],
