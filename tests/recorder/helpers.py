@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import ledger
-from ledger.crypto.canonical import output_sha256
+from ledger.crypto.fingerprint import output_record
+from ledger.entry_body import ENTRY_VERSION
 
 API_KEY = "sk-test-LEAKCANARY-9f3b2a7c"
 HOSTS = {"127.0.0.1": "openai"}
@@ -34,8 +35,15 @@ def sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def outputs_sha(texts: list[str]) -> list[str]:
-    return [output_sha256(t) for t in texts]
+def answers(body: Mapping[str, Any]) -> list[str | None]:
+    """The keyed answer fingerprints of a version-2 body, in output order."""
+    return [output["answer"] for output in body.get("outputs", [])]
+
+
+def answer_fps(lg: ledger.Ledger, body: Mapping[str, Any], texts: list[str]) -> list[str | None]:
+    """What ``answers(body)`` must be for outputs ``texts``, under the body's dataset key."""
+    key = lg.fingerprint_key(body["dataset"])
+    return [output_record(key, text, None)["answer"] for text in texts]
 
 
 def client_headers(sent: Mapping[str, str]) -> dict[str, str]:
@@ -59,7 +67,7 @@ def rate_limit_headers(received: Mapping[str, str]) -> dict[str, str]:
 
 def assert_common(body: Mapping[str, Any], *, port: int, path: str) -> None:
     """Fields every successful recorded call shares."""
-    assert body["v"] == 1
+    assert body["v"] == ENTRY_VERSION
     assert UUID7.match(body["id"])
     assert TIMESTAMP.match(body["started_at"])
     assert TIMESTAMP.match(body["recorded_at"])

@@ -18,7 +18,7 @@ import pytest
 import ledger
 from ledger.recorder import flush, recording, wrap
 from ledger.testing.fake_provider import FakeProviderServer
-from tests.recorder.helpers import API_KEY, HOSTS, open_ledger, outputs_sha
+from tests.recorder.helpers import API_KEY, HOSTS, answer_fps, answers, open_ledger
 
 MESSAGES: list[Any] = [{"role": "user", "content": "hi"}]
 
@@ -106,7 +106,7 @@ def test_hundred_asyncio_tasks(fake_provider: FakeProviderServer, lg: ledger.Led
     assert len(bodies) == 100
     assert set(bodies) == {entry_id for entry_id, _ in results}
     for entry_id, text in results:
-        assert bodies[entry_id]["output_sha256"] == outputs_sha([text or ""])
+        assert answers(bodies[entry_id]) == answer_fps(lg, bodies[entry_id], [text or ""])
     assert sorted(b["dataset"] for b in bodies.values()) == sorted(f"ds-{n}" for n in range(100))
 
 

@@ -29,7 +29,7 @@ from ledger.recorder import (
     recording,
 )
 from ledger.testing.fake_provider import FakeProviderServer
-from tests.recorder.helpers import API_KEY, HOSTS, open_ledger, outputs_sha, sha
+from tests.recorder.helpers import API_KEY, HOSTS, answer_fps, answers, open_ledger, sha
 
 CHAT = {"model": "gpt-test", "messages": [{"role": "user", "content": "hi"}]}
 PACKAGES = [httpx, httpx2]
@@ -72,7 +72,7 @@ def test_full_read_sync(pkg: Any, fake_provider: FakeProviderServer, lg: ledger.
     assert body["response_sha256"] == sha(response.content)
     assert body["request_sha256"] == sha(fake_provider.requests[-1].body)
     text = response.json()["choices"][0]["message"]["content"]
-    assert body["output_sha256"] == outputs_sha([text])
+    assert answers(body) == answer_fps(lg, body, [text])
     assert body["account"] == lg.account_fingerprint(API_KEY)
 
 
@@ -141,7 +141,7 @@ def test_gzip_hashes_wire_bytes_and_parses_a_copy(
     assert body["content_encoding"] == "gzip"
     assert body["response_sha256"] == sha(raw)
     text = json.loads(gzip.decompress(raw))["choices"][0]["message"]["content"]
-    assert body["output_sha256"] == outputs_sha([text])
+    assert answers(body) == answer_fps(lg, body, [text])
     assert body["response_model"] == "gpt-test"
 
 
@@ -165,7 +165,7 @@ def test_gzip_stream_through_sdk_style_reading(
         for line in response.text.splitlines()
         if line.startswith("data: {") and json.loads(line[6:])["choices"]
     )
-    assert body["output_sha256"] == outputs_sha([text])
+    assert answers(body) == answer_fps(lg, body, [text])
 
 
 @pytest.mark.parametrize("status", [429, 500])
@@ -184,7 +184,7 @@ def test_error_status_is_recorded(
     body = _only(lg)
     assert body["status"] == status
     assert body["outcome"] == "complete"  # the error body was read to the end
-    assert body["output_sha256"] == []
+    assert answers(body) == []
     assert body["response_sha256"] == sha(response.content)
     if status == 429:
         assert body["rate_limit"]["retry-after"] == response.headers["retry-after"]

@@ -15,10 +15,11 @@ from ledger.recorder import flush, wrap
 from ledger.testing.fake_provider import FakeProviderServer
 from tests.recorder.helpers import (
     API_KEY,
+    answer_fps,
+    answers,
     assert_common,
     client_headers,
     open_ledger,
-    outputs_sha,
     rate_limit_headers,
     sha,
 )
@@ -79,7 +80,7 @@ def test_messages_sync(fake_provider: FakeProviderServer, lg: ledger.Ledger) -> 
             "output_tokens": message.usage.output_tokens,
         }
         text = "".join(b.text for b in message.content if b.type == "text")
-        assert body["output_sha256"] == outputs_sha([text])
+        assert answers(body) == answer_fps(lg, body, [text])
         assert body["response_sha256"] == sha(raw.http_response.content)
 
         with client.messages.stream(
@@ -98,7 +99,7 @@ def test_messages_sync(fake_provider: FakeProviderServer, lg: ledger.Ledger) -> 
             "output_tokens": final.usage.output_tokens,
         }
         assert body["finish_reasons"] == [final.stop_reason]
-        assert body["output_sha256"] == outputs_sha([streamed])
+        assert answers(body) == answer_fps(lg, body, [streamed])
     assert lg.size == 2
 
 
@@ -126,10 +127,10 @@ def test_messages_async(fake_provider: FakeProviderServer, lg: ledger.Ledger) ->
     flush()
     body = lg.entry_by_id(headers["x-ledger-entry-id"]).body
     assert body["stream"] is False
-    assert body["output_sha256"] == outputs_sha([text])
+    assert answers(body) == answer_fps(lg, body, [text])
     assert body["provider_request_id"] == headers["request-id"]
     sbody = lg.entry_by_id(sheaders["x-ledger-entry-id"]).body
     assert sbody["stream"] is True
     assert sbody["outcome"] == "complete"
-    assert sbody["output_sha256"] == outputs_sha([streamed])
+    assert answers(sbody) == answer_fps(lg, sbody, [streamed])
     assert lg.size == 2

@@ -16,10 +16,11 @@ from ledger.recorder import flush, recording, wrap
 from ledger.testing.fake_provider import FakeProviderServer
 from tests.recorder.helpers import (
     API_KEY,
+    answer_fps,
+    answers,
     assert_common,
     client_headers,
     open_ledger,
-    outputs_sha,
     sha,
 )
 
@@ -75,7 +76,7 @@ def test_generate_content_sync(fake_provider: FakeProviderServer, lg: ledger.Led
         "input_tokens": response.usage_metadata.prompt_token_count,
         "output_tokens": response.usage_metadata.candidates_token_count,
     }
-    assert body["output_sha256"] == outputs_sha([response.text or ""])
+    assert answers(body) == answer_fps(lg, body, [response.text or ""])
 
     text = ""
     last = None
@@ -89,7 +90,7 @@ def test_generate_content_sync(fake_provider: FakeProviderServer, lg: ledger.Led
     assert body["stream"] is True
     # usageMetadata repeats cumulatively on every chunk: the last one counts, never the sum.
     assert body["usage"]["output_tokens"] == last.usage_metadata.candidates_token_count
-    assert body["output_sha256"] == outputs_sha([text])
+    assert answers(body) == answer_fps(lg, body, [text])
     client.close()
 
 
@@ -115,8 +116,8 @@ def test_generate_content_aio(fake_provider: FakeProviderServer, lg: ledger.Ledg
     # aiohttp is not used: every aio request went through the recording httpx2 client.
     first, second = (e.body for e in lg.entries())
     assert first["stream"] is False
-    assert first["output_sha256"] == outputs_sha([plain])
+    assert answers(first) == answer_fps(lg, first, [plain])
     assert second["stream"] is True
-    assert second["output_sha256"] == outputs_sha([streamed])
+    assert answers(second) == answer_fps(lg, second, [streamed])
     assert first["tags"] == second["tags"] == ["aio"]
     assert lg.size == 2

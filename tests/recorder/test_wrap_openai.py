@@ -17,10 +17,11 @@ from ledger.testing.fake_provider import FakeProviderServer
 from tests.recorder.helpers import (
     API_KEY,
     HOSTS,
+    answer_fps,
+    answers,
     assert_common,
     client_headers,
     open_ledger,
-    outputs_sha,
     rate_limit_headers,
     sha,
 )
@@ -136,7 +137,7 @@ def test_chat_non_stream_sync(fake_provider: FakeProviderServer, lg: ledger.Ledg
     assert body["output_modality"] == "text"
     texts = [c.message.content or "" for c in completion.choices]
     assert len(texts) == 2
-    assert body["output_sha256"] == outputs_sha(texts)
+    assert answers(body) == answer_fps(lg, body, texts)
     assert body["response_sha256"] == sha(raw.http_response.content)
 
 
@@ -172,7 +173,7 @@ def test_chat_stream_sync(fake_provider: FakeProviderServer, lg: ledger.Ledger) 
         "output_tokens": usage.completion_tokens,
     }
     assert body["finish_reasons"] == ["stop"]
-    assert body["output_sha256"] == outputs_sha([text])
+    assert answers(body) == answer_fps(lg, body, [text])
 
 
 def test_responses_stream_and_not(fake_provider: FakeProviderServer, lg: ledger.Ledger) -> None:
@@ -190,7 +191,7 @@ def test_responses_stream_and_not(fake_provider: FakeProviderServer, lg: ledger.
         headers=raw.headers,
     )
     assert body["response_id"] == response.id
-    assert body["output_sha256"] == outputs_sha([response.output_text])
+    assert answers(body) == answer_fps(lg, body, [response.output_text])
     assert response.usage is not None
     assert body["usage"] == {
         "input_tokens": response.usage.input_tokens,
@@ -212,7 +213,7 @@ def test_responses_stream_and_not(fake_provider: FakeProviderServer, lg: ledger.
         stream=True,
         headers=headers,
     )
-    assert body["output_sha256"] == outputs_sha(["".join(deltas)])
+    assert answers(body) == answer_fps(lg, body, ["".join(deltas)])
 
 
 def test_completions_and_embeddings(fake_provider: FakeProviderServer, lg: ledger.Ledger) -> None:
@@ -229,7 +230,7 @@ def test_completions_and_embeddings(fake_provider: FakeProviderServer, lg: ledge
         stream=False,
         headers=raw.headers,
     )
-    assert body["output_sha256"] == outputs_sha([c.text for c in completion.choices])
+    assert answers(body) == answer_fps(lg, body, [c.text for c in completion.choices])
     assert body["response_id"] == completion.id
 
     eraw = client.embeddings.with_raw_response.create(model="emb-test", input=["a", "b"])
@@ -247,7 +248,7 @@ def test_completions_and_embeddings(fake_provider: FakeProviderServer, lg: ledge
     assert body["request_model"] == "emb-test"
     assert body["response_model"] == embeddings.model
     assert body["output_modality"] == "embedding"
-    assert body["output_sha256"] == []
+    assert answers(body) == []
     assert body["usage"]["input_tokens"] == embeddings.usage.prompt_tokens
     # The SDK asked for base64 on the wire; the hash covers those exact bytes.
     assert body["response_sha256"] == sha(eraw.http_response.content)
@@ -279,12 +280,12 @@ def test_async_chat_stream_and_not(fake_provider: FakeProviderServer, lg: ledger
     assert body["operation"] == "chat"
     assert body["stream"] is False
     assert body["outcome"] == "complete"
-    assert body["output_sha256"] == outputs_sha([completion.choices[0].message.content])
+    assert answers(body) == answer_fps(lg, body, [completion.choices[0].message.content])
     assert body["provider_request_id"] == headers["x-request-id"]
     sbody = lg.entry_by_id(sheaders["x-ledger-entry-id"]).body
     assert sbody["stream"] is True
     assert sbody["outcome"] == "complete"
-    assert sbody["output_sha256"] == outputs_sha([text])
+    assert answers(sbody) == answer_fps(lg, sbody, [text])
     assert sbody["usage"] == {"input_tokens": None, "output_tokens": None}  # no include_usage
     assert lg.size == 2
 
@@ -346,7 +347,7 @@ def test_gzip_stream_and_429_through_the_sdk(
     body = lg.entry_by_id(headers["x-ledger-entry-id"]).body
     assert body["content_encoding"] == "gzip"
     assert body["outcome"] == "complete"
-    assert body["output_sha256"] == outputs_sha([text])
+    assert answers(body) == answer_fps(lg, body, [text])
     assert body["usage"]["output_tokens"] == 3
 
     with pytest.raises(openai.RateLimitError) as caught:
@@ -358,7 +359,7 @@ def test_gzip_stream_and_429_through_the_sdk(
     assert body["status"] == 429
     assert body["rate_limit"]["retry-after"] == response.headers["retry-after"]
     assert body["rate_limit"]["retry-after-ms"] == response.headers["retry-after-ms"]
-    assert body["output_sha256"] == []
+    assert answers(body) == []
     assert body["response_sha256"] == sha(response.content)
     assert lg.size == 2  # max_retries=0: one attempt, one entry
 
