@@ -1,13 +1,18 @@
 """`ledger policy ...` commands: list, show, lint, export and check provider policies.
 
 Exit codes follow the CLI contract: 0 ok; ``lint`` exits 1 when a file fails; bad input (an
-unknown purpose, a bad date or fact, an unknown provider for ``show``) exits 2 with one line on
-stderr. ``check`` exits 0 whatever the verdict: it is a report, not a gate. Verdicts report
-what dated terms say, with their sources; they are not legal advice.
+unknown purpose, a bad date or fact, an unknown provider, a path that does not exist) exits 2
+with one line on stderr. ``check`` and ``diff`` exit 0 whatever they find: they are reports, not
+gates. Every command that reports takes ``--json``. Provider names go through
+:func:`ledger.vocabulary.resolve_provider`, so aliases (``xai``, ``mistral``, ``bedrock``) work
+and a typo gets a did-you-mean. Clauses known only from secondary sources (confidence S or U)
+print as UNVERIFIED. Verdicts report what dated terms say, with their sources; they are not
+legal advice.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -16,6 +21,7 @@ import typer
 
 from ledger.cli._common import EXIT_CHECK_FAILED, current_settings, fail, handle_errors, print_json
 from ledger.errors import InputError
+from ledger.policy.diff import PolicyDiff, RuleChange, diff_policy
 from ledger.policy.engine import evaluate
 from ledger.policy.facts import CallFacts, DeclaredFacts, load_facts_file
 from ledger.policy.loader import PolicySet, default_policies, lint_paths, load_policies
@@ -23,6 +29,7 @@ from ledger.policy.loader import version_digest as _digest
 from ledger.policy.odrl import export_odrl
 from ledger.policy.schema import PURPOSES, PolicyFile
 from ledger.policy.verdict import RuleRef, Verdict
+from ledger.vocabulary import resolve_provider
 
 __all__ = ["app"]
 
@@ -48,10 +55,15 @@ def _policies(paths: list[Path] | None) -> PolicySet:
 
 
 def _find(policies: PolicySet, name: str) -> list[PolicyFile]:
+    """The policy with id ``name``, else the policies governing provider ``name`` (or alias)."""
     found = policies.get(name)
-    chosen = [found] if found is not None else policies.for_provider(name)
+    if found is not None:
+        return [found]
+    # An unknown name raises InputError with a did-you-mean over provider names and aliases.
+    slug = resolve_provider(name)
+    chosen = policies.for_provider(slug)
     if not chosen:
-        raise InputError(f"no policy or provider named {name!r}")
+        raise InputError(f"no policy governs provider {slug!r}")
     return chosen
 
 
@@ -144,6 +156,9 @@ def lint(
 
     Exits 1 when any file fails, naming file and line for each problem.
     """
+    missing = [p for p in paths or [] if not p.exists()]
+    if missing:
+        raise fail(f"no such file or folder: {missing[0]}")
     files, problems = lint_paths(paths or None)
     if as_json:
         print_json(
@@ -171,9 +186,13 @@ def export(
         str | None, typer.Argument(help="Policy id or provider slug (default: all).")
     ] = None,
     fmt: Annotated[str, typer.Option("--format", help="Export format: odrl.")] = "odrl",
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print JSON (the export is always JSON-LD).")
+    ] = False,
     policies: PoliciesOpt = None,
 ) -> None:
     """Export policy versions as W3C ODRL 2.2 JSON-LD (a JSON array of Offer policies)."""
+    del as_json  # accepted like every reporting command's --json; the export is JSON already
     if fmt != "odrl":
         raise fail(f"unknown export format {fmt!r} (supported: odrl)")
     print_json(export_odrl(_policies(policies), provider))
@@ -231,7 +250,7 @@ def check(
     declared = profile.merged(DeclaredFacts.parse_pairs(fact or []))
     call = CallFacts.model_validate(
         {
-            "provider": provider,
+            "provider": resolve_provider(provider),
             "model": model,
             "at": when,
             "host": host,
@@ -243,6 +262,68 @@ def check(
         print_json(verdict.to_dict() | {"disclaimer": DISCLAIMER})
         return
     _print_verdict(verdict)
+
+
+def _parse_day(option: str, value: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise InputError(f"{option} {value!r} is not a date (YYYY-MM-DD)") from None
+
+
+@app.command("diff")
+@handle_errors
+def diff(
+    policy: Annotated[str, typer.Argument(help="Policy id or provider slug.")],
+    from_day: Annotated[str, typer.Option("--from", help="Earlier day, YYYY-MM-DD.")],
+    to_day: Annotated[str, typer.Option("--to", help="Later day, YYYY-MM-DD.")],
+    as_json: JsonOpt = False,
+    policies: PoliciesOpt = None,
+) -> None:
+    """Which rules changed between the versions in force on two days (added, removed, reworded).
+
+    Use it to see whether calls made after a terms change need judging again. Exits 0 whatever
+    changed (a report); bad input exits 2.
+    """
+    start, end = _parse_day("--from", from_day), _parse_day("--to", to_day)
+    if end < start:
+        raise fail(f"--to {end} is before --from {start}")
+    diffs = [diff_policy(p, start, end) for p in _find(_policies(policies), policy)]
+    if as_json:
+        print_json([d.to_dict() for d in diffs])
+        return
+    for index, found in enumerate(diffs):
+        if index:
+            typer.echo("")
+        _print_diff(found)
+
+
+def _print_diff(found: PolicyDiff) -> None:
+    typer.echo(
+        f"{found.policy}: {found.from_day} -> {found.to_day}, version "
+        f"{found.from_version or '(none)'} -> {found.to_version or '(none)'}"
+    )
+    if not found.changed:
+        same = "the same version" if found.from_version == found.to_version else "no rule changes"
+        typer.echo(f"  unchanged ({same})")
+        return
+    for kind in ("added", "removed", "reworded"):
+        for change in found.of_kind(kind):
+            typer.echo(f"  {kind:<9} {_describe(change)}")
+
+
+def _describe(change: RuleChange) -> str:
+    view = change.after or change.before or {}
+    subject = (
+        f"conduct {view['conduct']}"
+        if view.get("conduct")
+        else ", ".join(view.get("purposes") or [])
+    )
+    mark = " UNVERIFIED" if view.get("confidence") in ("S", "U") else ""
+    text = f"{change.rule_id} ({view.get('type')}; {subject}) [{view.get('confidence')}{mark}]"
+    if change.fields:
+        text += f": {', '.join(change.fields)} changed"
+    return text
 
 
 def _rule_lines(rule: RuleRef) -> list[str]:

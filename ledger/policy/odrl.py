@@ -21,6 +21,7 @@ from typing import Any
 from ledger.errors import InputError
 from ledger.policy.loader import PolicySet
 from ledger.policy.schema import Constraint, PolicyFile, PolicyVersion, Rule
+from ledger.vocabulary import resolve_provider
 
 __all__ = [
     "ODRL_CONTEXT",
@@ -170,7 +171,10 @@ def export_odrl(policies: PolicySet, policy_id: str | None = None) -> list[dict[
         chosen = list(policies.policies)
     else:
         found = policies.get(policy_id)
-        chosen = [found] if found is not None else policies.for_provider(policy_id)
+        # Not a policy id: a provider slug or alias (resolve_provider raises for a typo).
+        chosen = (
+            [found] if found is not None else policies.for_provider(resolve_provider(policy_id))
+        )
         if not chosen:
             raise InputError(f"no policy or provider named {policy_id!r}")
     return [version_to_odrl(p, v) for p in chosen for v in p.versions]

@@ -62,7 +62,7 @@ def test_call_time_is_normalized_to_utc_and_must_be_aware() -> None:
     assert call.at == datetime(2025, 5, 30, 23, tzinfo=UTC)
     # The UTC day decides the version: 01:00+02:00 on 05-31 is still 05-30 in UTC.
     verdict = evaluate(call, "evaluate")
-    assert verdict.policy_versions[0].version == "business-terms-2023-11-14"
+    assert verdict.policy_versions[0].version == "business-terms-2023-11-14-up-2025-01-29"
     with pytest.raises(ValueError, match="time zone"):
         CallFacts(provider="openai", at=datetime(2025, 1, 1))
 
@@ -185,9 +185,13 @@ def test_policy_digest_is_stable_and_order_free() -> None:
 
 
 def test_conduct_rules_cite_the_clause_in_force() -> None:
-    before = conduct_rules("openai", "key-sharing", datetime(2024, 1, 1, tzinfo=UTC))
+    (tou,) = conduct_rules("openai", "key-sharing", datetime(2024, 1, 1, tzinfo=UTC))
+    assert tou.rule_id == "openai/tou-2023-03-14/key-transfer"
+    # The Business Terms text was not read: their clause is cited, but as reported only.
+    (business,) = conduct_rules("openai", "key-sharing", datetime(2024, 6, 1, tzinfo=UTC))
+    assert business.version_id == "business-terms-2023-11-14"
+    assert not business.verified
     after = conduct_rules("openai", "key-sharing", datetime(2025, 7, 1, tzinfo=UTC))
-    assert before == []  # the Business Terms were not read for this clause
     (ref,) = after
     assert isinstance(ref, RuleRef)
     assert ref.rule_id == "openai/osa-2025-05-31/key-transfer"
