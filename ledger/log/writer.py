@@ -16,6 +16,12 @@ Invariants:
 * After each commit the ``after_commit`` hook runs in the writer thread (the ledger signs
   checkpoints every N entries); when the queue is idle it also runs every ``idle_tick``
   seconds, so time-based checkpoints happen without new entries.
+* A database that refuses writes as read-only fails the batch with an error that says so, and
+  the store's pooled connections are dropped (:func:`read_only_error`): SQLite keeps a
+  connection opened on a read-only file read-only for good, so only a fresh one can see that
+  the file became writable.
+* :meth:`flush` called from the writer thread itself (an ``after_commit`` hook) returns at once
+  instead of waiting for itself.
 """
 
 from __future__ import annotations
@@ -28,11 +34,12 @@ from concurrent.futures import Future
 from typing import Any
 
 from ledger.errors import LedgerError, StoreError
+from ledger.log import schema
 from ledger.log.records import PreparedEntry, Receipt, prepare_entries
 from ledger.log.signing import BatchSigner
 from ledger.log.store import Annex, LogStore
 
-__all__ = ["Writer"]
+__all__ = ["Writer", "read_only_error"]
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +109,8 @@ class Writer:
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until everything submitted so far has completed; False on timeout."""
+        if threading.current_thread() is self._thread:
+            return False  # the writer cannot wait for its own batch
         with self._cond:
             return self._cond.wait_for(lambda: self._pending == 0, timeout)
 
@@ -162,8 +171,9 @@ class Writer:
         try:
             receipts = self._store.append(prepared, self._annex)
         except LedgerError as exc:
+            error = read_only_error(self._store, exc) if isinstance(exc, StoreError) else exc
             for future in waiting:
-                future.set_exception(exc)
+                future.set_exception(error)
             return [], []
         except Exception as exc:  # a writer thread must never die silently
             log.exception("ledger: unexpected error while appending")
@@ -172,3 +182,27 @@ class Writer:
                 future.set_exception(error)
             return [], []
         return list(zip(prepared, receipts, strict=True)), waiting
+
+
+_READ_ONLY_MARKS = ("readonly database", "read-only transaction", "read-only database")
+
+
+def read_only_error(store: LogStore, exc: StoreError) -> StoreError:
+    """``exc``, or a clearer error if the database refused the write as read-only.
+
+    In that case the store's pooled connections are dropped first, so the next append opens a
+    fresh connection and succeeds as soon as the database is writable again.
+    """
+    cause = exc.__cause__
+    orig = getattr(cause, "orig", None)
+    text = f"{exc} {orig}".lower()
+    if not any(mark in text for mark in _READ_ONLY_MARKS):
+        return exc
+    store.engine.dispose()
+    where = schema.redact_url(str(store.engine.url))
+    error = StoreError(
+        f"the database {where} is read-only: nothing can be appended until it is writable "
+        "(the next append reconnects)"
+    )
+    error.__cause__ = exc
+    return error

@@ -21,6 +21,7 @@ Invariants:
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import time
@@ -34,7 +35,7 @@ from ledger.recorder.entry import body_for, decoded, ends_with_terminal_event
 from ledger.recorder.labels import Labels, as_tags, resolve_labels
 from ledger.recorder.providers import Exchange, parse_exchange
 from ledger.recorder.providers.generic import empty_facts
-from ledger.recorder.sinks import AsyncSink, LedgerLike, SyncSink, Worker, worker
+from ledger.recorder.sinks import AsyncSink, LedgerLike, SyncSink, Worker, drain, worker
 from ledger.recorder.spool import Spool
 
 __all__ = ["Call", "Content", "Durability", "Recorder"]
@@ -200,14 +201,16 @@ class Recorder:
         self.durability: Durability = durability
         self.provider_hint = provider_hint
         self.hosts = dict(hosts) if hosts else None
-        self.spool = spool if spool is not None else Spool(ledger.home / "spool")
-        self._sync_sink = SyncSink(ledger, self.spool)
+        self.spool = spool if spool is not None else Spool.for_home(ledger.home)
         self._async_sink = AsyncSink(ledger, self.spool)
+        self._sync_sink = SyncSink(ledger, self.spool, fallback=self._async_sink)
         self._fingerprints: dict[bytes, str] = {}
         # Normally the process-wide worker (looked up per call, so a forked child gets its
         # own); benchmarks substitute one to separate hot-path from background costs.
         self._worker: Worker | None = None
         worker()  # start it now, so the exit flush is registered after the ledger's own
+        # The ledger's flush must see calls that returned but are still queued here.
+        ledger.add_flush_hook(drain)
 
     # --- hot path ------------------------------------------------------------------------------
 
@@ -279,6 +282,10 @@ class Recorder:
     def commit(self, call: Call) -> None:
         """Record a finished call: queued (async) or committed now (sync)."""
         if self.durability == "async":
+            if self._async_sink.saturated:
+                # Neither the ledger nor the spool has taken entries for a while and the sink
+                # holds its maximum: wait rather than let memory grow or drop a record.
+                self._async_sink.wait_for_room()
             (self._worker or worker()).put(lambda: self._async_sink.put(self._safe_build(call)))
         else:
             self._sync_sink.put(self._safe_build(call))
@@ -286,6 +293,8 @@ class Recorder:
     async def acommit(self, call: Call) -> None:
         """``commit`` for async transports."""
         if self.durability == "async":
+            if self._async_sink.saturated:
+                await asyncio.to_thread(self._async_sink.wait_for_room)
             (self._worker or worker()).put(lambda: self._async_sink.put(self._safe_build(call)))
         else:
             await self._sync_sink.aput(self._safe_build(call))
@@ -311,10 +320,16 @@ class Recorder:
             body["content_encoding"] = call.response_headers.get("content-encoding")
             return body
 
-    def flush(self, timeout: float | None = None) -> None:
-        """Wait until every call finished so far is committed or spooled."""
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until every call finished so far is committed or spooled.
+
+        Returns:
+            False if some entry could be neither committed nor spooled yet: it stays held in
+            memory and is retried (see ``ledger.recorder.sinks``).
+        """
         (self._worker or worker()).drain(timeout)
         self._async_sink.flush(timeout)
+        return self._async_sink.held == 0
 
     def build(self, call: Call) -> dict[str, Any]:
         """The entry body for a finished call (pure apart from reading the call)."""

@@ -4,17 +4,28 @@ Invariants:
 
 - Async durability never makes a caller wait for the database. A body is handed to
   ``ledger.submit`` (the ledger's group-commit writer); if ``submit`` raises or its future fails
-  (locked or deleted database, unreachable PostgreSQL), the body is written to the spool, which
-  fsyncs before returning. So every body is, at any moment, pending in this process, committed,
-  or on disk in the spool.
+  (locked or deleted database, unreachable PostgreSQL), the body is sealed (signed now by the
+  recorder key, bound to the ledger: ``ledger.seal``) and written to the spool, which fsyncs
+  before returning.
+- Nothing is discarded while the process lives. An entry the spool cannot take either (disk
+  full, read-only home) is *held* in memory and retried with backoff (``RETRY_FIRST`` doubling
+  to ``RETRY_MAX``), first as a commit, then as a spool write. One error is logged when such an
+  episode starts and one line when it ends, not one per entry. So every entry is, at any moment,
+  pending in this process, held, committed, or on disk in the spool.
+- Memory is bounded: a sink holds at most ``MAX_HELD`` entries (about 1-2 KB each with
+  ``content="hash"``). While it is full, recorded calls wait for room when they finish
+  (``Recorder.commit``): backpressure instead of loss. Held entries do not survive the process;
+  the exit flush retries them until its deadline and logs how many it could not save.
 - ``AsyncSink.flush`` (run at normal interpreter exit) waits for the writer up to a deadline and
   then spools whatever is still uncommitted. A body may therefore be both committed and spooled;
   replay is idempotent by entry id, so that costs a no-op append, never a duplicate entry.
 - Sync durability returns only after the ledger acknowledged the commit; otherwise it spools the
-  body (so the call is not forgotten) and raises ``RecordingError``.
+  sealed entry (so the call is not forgotten; held if the spool fails too) and raises
+  ``RecordingError``.
 - The ``Worker`` is one daemon thread per process that runs finalization jobs in order, in
   batches (it lingers briefly after the first job of a batch); its ``drain`` cuts the linger
-  short and waits for every job queued before the call.
+  short and waits for every job queued before the call. A ledger's ``flush`` drains it first
+  (``drain``), so a call that returned to its caller is in the ledger when ``flush`` returns.
 - Nothing here logs a body: bodies hold no credential, but logs are not the place for them.
 """
 
@@ -26,6 +37,7 @@ import logging
 import os
 import queue
 import threading
+import time
 import weakref
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
@@ -35,7 +47,7 @@ from typing import Any, Protocol
 from ledger.errors import RecordingError
 from ledger.recorder.spool import Spool
 
-__all__ = ["AsyncSink", "LedgerLike", "SyncSink", "Worker", "flush_all", "worker"]
+__all__ = ["AsyncSink", "LedgerLike", "SyncSink", "Worker", "drain", "flush_all", "worker"]
 
 _log = logging.getLogger("ledger.recorder")
 
@@ -45,6 +57,11 @@ EXIT_TIMEOUT = 10.0
 LINGER = 0.05
 #: Most finished calls processed in one batch.
 MAX_BATCH = 512
+#: Most entries one sink holds in memory when neither the ledger nor the spool takes them.
+MAX_HELD = 10_000
+#: First and longest delay between retries of held entries (seconds).
+RETRY_FIRST = 0.1
+RETRY_MAX = 10.0
 
 
 class LedgerLike(Protocol):
@@ -71,6 +88,18 @@ class LedgerLike(Protocol):
         """Wait until everything submitted so far is committed."""
         ...
 
+    def add_flush_hook(self, hook: Callable[[float | None], object]) -> None:
+        """Have ``flush`` run ``hook(timeout)`` first (the recorder drains its worker)."""
+        ...
+
+    def seal(self, body: Mapping[str, Any]) -> Mapping[str, Any]:
+        """Sign ``body`` now, bound to this ledger, for the spool (needs no database)."""
+        ...
+
+    def append_sealed(self, entries: Sequence[Mapping[str, Any]]) -> Any:
+        """Check and commit sealed entries, keeping their record-time signatures."""
+        ...
+
     def account_fingerprint(self, credential: str) -> str:
         """HMAC-SHA256 hex of ``credential`` under the ledger-local secret."""
         ...
@@ -81,13 +110,44 @@ class LedgerLike(Protocol):
 
 
 class AsyncSink:
-    """Submit to the ledger's writer; spool on failure; never block the caller on the database."""
+    """Submit to the ledger's writer; spool on failure; never block the caller on the database.
 
-    def __init__(self, ledger: LedgerLike, spool: Spool) -> None:
+    Args:
+        ledger: The ledger to write to.
+        spool: Where sealed entries go when the ledger refuses them.
+        max_held: Most entries kept in memory when neither the ledger nor the spool takes them;
+            past that, ``wait_for_room`` makes new calls wait (see the module docstring).
+        retry_first: First retry delay for held entries (seconds); doubles up to ``retry_max``.
+        retry_max: Longest delay between two retries (seconds).
+    """
+
+    def __init__(
+        self,
+        ledger: LedgerLike,
+        spool: Spool,
+        *,
+        max_held: int = MAX_HELD,
+        retry_first: float = RETRY_FIRST,
+        retry_max: float = RETRY_MAX,
+    ) -> None:
         self.ledger = ledger
         self.spool = spool
+        self.max_held = max_held
+        self.retry_first = retry_first
+        self.retry_max = retry_max
         self._lock = threading.Lock()
         self._pending: dict[str, Mapping[str, Any]] = {}
+        # Sealed entries that could be neither committed nor spooled, by entry id. Guarded by
+        # ``_held_cond`` (whose lock is ``_lock``): the retry thread, flush and callers waiting
+        # for room all wait on it.
+        self._held: dict[str, Mapping[str, Any]] = {}
+        self._held_cond = threading.Condition(self._lock)
+        self._wake = threading.Event()
+        self._retry_lock = threading.Lock()  # one retry at a time (thread or flush)
+        self._retrier: threading.Thread | None = None
+        self._episode_since: float | None = None
+        #: True while ``max_held`` entries are held: the recorder then waits for room.
+        self.saturated = False
         _sinks.add(self)
 
     def put(self, body: Mapping[str, Any]) -> None:
@@ -115,24 +175,144 @@ class AsyncSink:
             body = self._pending.pop(entry_id, None)
         if body is None:
             return  # already spooled by flush
+        if self._spool_bodies([body]):
+            _log.warning(
+                "ledger unavailable (%s); entry %s spooled to %s",
+                type(exc).__name__ if exc else "cancelled",
+                entry_id,
+                self.spool.directory,
+            )
+
+    def _spool_bodies(self, bodies: Sequence[Mapping[str, Any]]) -> bool:
+        """Seal and spool ``bodies``; hold them for retry if that fails. True if spooled."""
+        sealed: list[Mapping[str, Any]] = []
+        for body in bodies:
+            try:
+                sealed.append(self.ledger.seal(body))
+            except Exception:
+                # Sealing needs no database; failing here is a bug, not an outage. The plain
+                # body is still kept (held) so the record is not lost while the process lives.
+                _log.exception("entry %s could not be sealed for the spool", body.get("id"))
+                sealed.append(body)
         try:
-            self.spool.write(body)
-        except Exception:
-            _log.exception("entry %s could not be committed nor spooled", entry_id)
+            self.spool.write_many(sealed)
+        except Exception as exc:
+            self.hold(sealed, f"spool: {exc}")
+            return False
+        return True
+
+    def hold(self, entries: Sequence[Mapping[str, Any]], why: str) -> None:
+        """Keep entries that could be neither committed nor spooled, and retry them.
+
+        ``entries`` are sealed entries (or, should sealing have failed, plain bodies). The first
+        hold of an episode logs one error; the episode ends, with one more log line, when every
+        held entry is committed or spooled.
+        """
+        if not entries:
             return
-        _log.warning(
-            "ledger unavailable (%s); entry %s spooled to %s",
-            type(exc).__name__ if exc else "cancelled",
-            entry_id,
-            self.spool.directory,
-        )
+        with self._held_cond:
+            for entry in entries:
+                self._held[_entry_id(entry)] = entry
+            held = len(self._held)
+            self.saturated = held >= self.max_held
+            first = self._episode_since is None
+            if first:
+                self._episode_since = time.monotonic()
+            if self._retrier is None:
+                self._retrier = threading.Thread(
+                    target=self._retry_loop, name="ledger-recorder-retry", daemon=True
+                )
+                self._retrier.start()
+        if first:
+            _log.error(
+                "ledger entries can be neither committed nor spooled to %s (%s); holding %d "
+                "in memory and retrying with backoff (at most %d are held before recorded "
+                "calls wait). They are lost if the process ends before this clears.",
+                self.spool.directory,
+                why,
+                held,
+                self.max_held,
+            )
+
+    def _retry_loop(self) -> None:
+        delay = self.retry_first
+        while True:
+            self._wake.wait(delay)
+            self._wake.clear()
+            if self.retry_held():
+                with self._lock:
+                    # Decided under the lock that ``hold`` takes, so an entry held from now on
+                    # starts a new retry thread rather than waiting for this finished one.
+                    if not self._held:
+                        self._retrier = None
+                        return
+                delay = self.retry_first
+            else:
+                delay = min(delay * 2, self.retry_max)
+
+    def retry_held(self) -> bool:
+        """Try once to commit the held entries, else to spool them; True when none is left."""
+        with self._retry_lock:
+            return self._retry_once()
+
+    def _retry_once(self) -> bool:
+        with self._lock:
+            entries = list(self._held.values())
+        if not entries:
+            return True
+        where = None
+        try:
+            self._commit_held(entries)
+            where = "committed"
+        except Exception as commit_exc:
+            try:
+                self.spool.write_many(entries)
+                where = f"spooled to {self.spool.directory}"
+            except Exception as spool_exc:
+                _log.debug("retry failed: %s; %s", commit_exc, spool_exc)
+        if where is None:
+            return False
+        with self._held_cond:
+            for entry in entries:
+                self._held.pop(_entry_id(entry), None)
+            left = len(self._held)
+            self.saturated = left >= self.max_held
+            since = self._episode_since
+            if left == 0:
+                self._episode_since = None
+            self._held_cond.notify_all()
+        if left == 0 and since is not None:
+            _log.warning(
+                "recovered: %d held ledger entries %s after %.1f s",
+                len(entries),
+                where,
+                time.monotonic() - since,
+            )
+        return left == 0
+
+    def _commit_held(self, entries: Sequence[Mapping[str, Any]]) -> None:
+        sealed = [e for e in entries if _is_sealed(e)]
+        plain = [e for e in entries if not _is_sealed(e)]
+        if sealed:
+            self.ledger.append_sealed(sealed)
+        if plain:
+            self.ledger.append_many(plain)
+
+    def wait_for_room(self, timeout: float | None = None) -> bool:
+        """Block while ``max_held`` entries are held (bounded memory); False on timeout."""
+        with self._held_cond:
+            return self._held_cond.wait_for(lambda: len(self._held) < self.max_held, timeout)
 
     def flush(self, timeout: float | None = None) -> int:
         """Wait for the writer up to ``timeout`` seconds, then spool whatever is still pending.
 
+        Held entries are retried at once, then (with a ``timeout``) with backoff until the
+        deadline; with ``timeout=None`` they are retried once and left to the retry thread.
+
         Returns:
             How many bodies were spooled by this call.
         """
+        deadline = None if timeout is None else time.monotonic() + timeout
         try:
             self.ledger.flush(timeout=timeout)
         except Exception as exc:  # a failed flush is exactly when we spool
@@ -140,9 +320,16 @@ class AsyncSink:
         with self._lock:
             leftovers = list(self._pending.values())
             self._pending.clear()
-        if leftovers:
-            self.spool.write_many(leftovers)
-        return len(leftovers)
+        spooled = len(leftovers) if leftovers and self._spool_bodies(leftovers) else 0
+        delay = self.retry_first
+        while not self.retry_held():
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is None or left <= 0:
+                break
+            with self._held_cond:
+                self._held_cond.wait(min(delay, left))
+            delay = min(delay * 2, self.retry_max)
+        return spooled
 
     @property
     def pending(self) -> int:
@@ -150,13 +337,33 @@ class AsyncSink:
         with self._lock:
             return len(self._pending)
 
+    @property
+    def held(self) -> int:
+        """Entries that could be neither committed nor spooled yet (being retried)."""
+        with self._lock:
+            return len(self._held)
+
+
+def _is_sealed(entry: Mapping[str, Any]) -> bool:
+    return set(entry) == {"body", "key_id", "sig"}
+
+
+def _entry_id(entry: Mapping[str, Any]) -> str:
+    body = entry["body"] if _is_sealed(entry) else entry
+    return str(body["id"])
+
 
 class SyncSink:
-    """Append and wait for the commit; spool and raise ``RecordingError`` if it fails."""
+    """Append and wait for the commit; spool and raise ``RecordingError`` if it fails.
 
-    def __init__(self, ledger: LedgerLike, spool: Spool) -> None:
+    If the spool fails too, the entry goes to ``fallback`` (the recorder's ``AsyncSink``), which
+    holds and retries it: the caller is told, and the record is still not forgotten.
+    """
+
+    def __init__(self, ledger: LedgerLike, spool: Spool, fallback: AsyncSink | None = None) -> None:
         self.ledger = ledger
         self.spool = spool
+        self.fallback = fallback
 
     def put(self, body: Mapping[str, Any]) -> None:
         """Commit ``body`` or raise ``RecordingError``."""
@@ -175,10 +382,19 @@ class SyncSink:
     def _failed(self, body: Mapping[str, Any], exc: Exception) -> RecordingError:
         where = "not spooled either"
         try:
-            self.spool.write(body)
-            where = f"spooled to {self.spool.directory}"
+            sealed = self.ledger.seal(body)
         except Exception:
-            _log.exception("entry %s could not be spooled", body.get("id"))
+            _log.exception("entry %s could not be sealed", body.get("id"))
+            sealed = body
+        try:
+            self.spool.write(sealed)
+            where = f"spooled to {self.spool.directory}"
+        except Exception as spool_exc:
+            if self.fallback is not None:
+                self.fallback.hold([sealed], f"spool: {spool_exc}")
+                where = "not spooled either (held in memory and retried)"
+            else:
+                _log.exception("entry %s could not be spooled", body.get("id"))
         return RecordingError(
             f"the call was made but its ledger entry {body.get('id')} was not committed "
             f"({type(exc).__name__}: {exc}); {where}"
@@ -240,7 +456,13 @@ class Worker:
                         self._cond.notify_all()
 
     def drain(self, timeout: float | None = None) -> bool:
-        """Wait until every job queued before this call has run; False on timeout."""
+        """Wait until every job queued before this call has run; False on timeout.
+
+        Called from a job (the worker's own thread) it returns at once: the worker cannot wait
+        for itself, and the jobs queued ahead of the running one have already run.
+        """
+        if threading.current_thread() is self._thread:
+            return True
         target = self._queued
         self._hurry.set()
         with self._cond:
@@ -269,7 +491,7 @@ def worker() -> Worker:
                 _exit_registered = True
                 # atexit runs handlers last-registered-first: this one is registered after
                 # the ledger was opened, so it runs while the ledger's writer is still alive.
-                atexit.register(flush_all, EXIT_TIMEOUT)
+                atexit.register(_exit_flush, EXIT_TIMEOUT)
         return _worker
 
 
@@ -284,15 +506,43 @@ def _after_fork_in_child() -> None:
     _worker_lock = threading.Lock()
     for sink in list(_sinks):
         sink._lock = threading.Lock()
+        sink._held_cond = threading.Condition(sink._lock)
+        sink._retry_lock = threading.Lock()
+        sink._retrier = None
+        sink._episode_since = None
+        sink.saturated = False
         sink._pending.clear()
+        sink._held.clear()  # the parent's to retry, not ours
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
-def flush_all(timeout: float | None = None) -> None:
-    """Finish every queued recording: run pending jobs, then flush or spool every sink."""
+def drain(timeout: float | None = None) -> bool:
+    """Run every recorder job queued so far (the ledger's ``flush`` calls this first)."""
+    current = _worker
+    return True if current is None else current.drain(timeout)
+
+
+def flush_all(timeout: float | None = None) -> bool:
+    """Finish every queued recording: run pending jobs, then flush or spool every sink.
+
+    Returns:
+        False if some entry is still neither committed nor spooled (it stays held and retried).
+    """
     if _worker is not None and not _worker.drain(timeout):
         _log.warning("recorder worker did not finish within %ss", timeout)
     for sink in list(_sinks):
         sink.flush(timeout)
+    return not any(sink.held for sink in list(_sinks))
+
+
+def _exit_flush(timeout: float) -> None:
+    if not flush_all(timeout):
+        lost = sum(sink.held for sink in list(_sinks))
+        _log.critical(
+            "%d ledger entries are lost at exit: for %ss they could be neither committed nor "
+            "spooled",
+            lost,
+            timeout,
+        )

@@ -7,6 +7,8 @@ forwarder the ledger connects through).
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import socket
 import sqlite3
@@ -24,7 +26,7 @@ import openai
 import pytest
 
 import ledger
-from ledger.errors import RecordingError
+from ledger.errors import RecordingError, StoreError
 from ledger.recorder import Spool, flush, wrap
 from ledger.testing.fake_provider import FakeProviderServer
 from tests.recorder.helpers import API_KEY, HOSTS, open_ledger
@@ -76,12 +78,15 @@ def test_locked_sqlite_async_spools_then_replays(
         blocker.close()
     assert _ids(lg) == [first]
 
+    records = list(spool.records())
     result = spool.replay(lg)
     assert result.replayed == 3
     assert sorted(_ids(lg)) == sorted([first, *during])
     assert spool.status().entries == 0
+    # The log holds the entries exactly as sealed when the calls were recorded.
+    assert [lg.entry_by_id(r["body"]["id"]).entry for r in records] == records
     # Replaying again (or a body both committed and spooled) stores nothing twice.
-    spool.write(lg.entry_by_id(during[0]).body)
+    spool.write(records[0])
     assert spool.replay(lg).replayed == 1
     assert len(_ids(lg)) == 4
     client.close()
@@ -132,14 +137,58 @@ def test_deleted_database(
     sync_client.close()
     lg.close()
 
-    restored = open_ledger(tmp_path)  # a new ledger at the same home
+    # A new database at the same home is a new ledger (a new install id): the spooled entries
+    # were sealed for the lost one, so replay refuses them and keeps them in rejected.jsonl.
+    restored = open_ledger(tmp_path)
     try:
-        assert spool.replay(restored).replayed == 3
-        ids = _ids(restored)
-        assert len(ids) == 3
-        assert set(spooled) <= set(ids)
+        result = spool.replay(restored)
+        assert (result.replayed, result.rejected) == (0, 3)
+        assert all("sealed for ledger" in item.reason for item in result.set_aside)
+        assert restored.size == 0
+        assert len(spool.rejected_path.read_bytes().splitlines()) == 3
+        assert set(spooled) < {
+            json.loads(base64.b64decode(json.loads(line)["data_b64"]))["body"]["id"]
+            for line in spool.rejected_path.read_bytes().splitlines()
+        }
     finally:
         restored.close()
+
+
+def _chattr(flag: str, path: Path) -> None:
+    subprocess.run(["chattr", flag, str(path)], check=True, capture_output=True)
+
+
+def test_read_only_sqlite_file_recovers_once_writable(
+    fake_provider: FakeProviderServer, tmp_path: Path
+) -> None:
+    # As root a mode bit does not stop a write; an immutable file (chattr +i) does.
+    first = open_ledger(tmp_path)
+    first.append({"v": 1, "provider": "openai"})
+    first.close()
+    db = tmp_path / "ledger.db"
+    try:
+        _chattr("+i", db)
+    except (OSError, subprocess.CalledProcessError) as exc:
+        pytest.skip(f"cannot make the database file immutable here: {exc}")
+    try:
+        lg = open_ledger(tmp_path)  # opens: nothing needs writing yet
+        try:
+            with pytest.raises(StoreError, match=r"ledger\.db is read-only"):
+                lg.append({"v": 1, "provider": "openai"})
+            client = _client(fake_provider, lg, "sync")
+            with pytest.raises(RecordingError, match="is read-only"):
+                client.chat.completions.create(model="m", messages=MESSAGES)
+            _chattr("-i", db)
+            lg.append({"v": 1, "provider": "openai"})  # no restart needed
+            assert Spool(tmp_path / "spool").replay(lg).replayed == 1
+            _call(client)
+            assert lg.size == 4
+            assert lg.verify().ok
+            client.close()
+        finally:
+            lg.close()
+    finally:
+        subprocess.run(["chattr", "-i", str(db)], check=False)
 
 
 # --- PostgreSQL ------------------------------------------------------------------------------
