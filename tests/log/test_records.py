@@ -13,6 +13,7 @@ import pytest
 from ledger.crypto.canonical import canonical_json
 from ledger.crypto.keys import SigningKey
 from ledger.crypto.merkle import leaf_hash
+from ledger.entry_body import ENTRY_VERSION
 from ledger.errors import InputError
 from ledger.log.records import (
     Receipt,
@@ -57,7 +58,7 @@ def test_prepare_fills_only_missing_fields_and_signs() -> None:
     fresh = json.loads(prepare_entry({}, key).data)["body"]
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", fresh["recorded_at"])
     assert uuid.UUID(fresh["id"]).version == 7
-    assert fresh["v"] == 1
+    assert fresh["v"] == ENTRY_VERSION  # the one body format (ledger.entry_body)
 
 
 @pytest.mark.parametrize("key_id", ["k", '\u2028"\\', "é" * 3])

@@ -23,6 +23,7 @@ from ledger.crypto.merkle import (
 )
 from ledger.crypto.note import verify_checkpoint
 from ledger.crypto.tree import stored_index
+from ledger.entry_body import ENTRY_VERSION
 from ledger.errors import ConfigError, ConsistencyError, InputError, NotFoundError, StoreError
 from ledger.log import schema, tables  # noqa: F401 - registers the tables
 from ledger.log.records import uuid7
@@ -47,7 +48,7 @@ def test_append_assigns_contiguous_indexes_and_signs(make_ledger: LedgerFactory)
     assert stored.body["n"] == 3
     assert stored.leaf_hash == rest[2].leaf_hash
     # The ledger filled in its fields, and the signature covers the canonical body.
-    assert stored.body["v"] == 1
+    assert stored.body["v"] == ENTRY_VERSION
     assert stored.body["recorder"] == lg.recorder_key_id
     assert stored.body["recorded_at"].endswith("Z")
     key = VerifyingKey.from_raw(lg.recorder_key.public_key.raw)
