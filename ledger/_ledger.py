@@ -58,6 +58,7 @@ from ledger.settings import Settings
 
 if TYPE_CHECKING:
     from ledger._judge import Judge, VerdictCheck
+    from ledger.audit import DatasetAudit
     from ledger.crypto.keys import SigningKey
     from ledger.log.signing import BatchSigner
     from ledger.log.writer import Writer
@@ -644,6 +645,42 @@ class Ledger:
         if kind == "log":
             self.checkpoint()  # the new key vouches for the head at once
         return [k for k in self.store.keys() if k.key_id == key.key_id][-1]
+
+    # -- audits ------------------------------------------------------------------------------
+
+    def audit_dataset(
+        self,
+        paths: Iterable[str | Path],
+        *,
+        purpose: str = "train-model",
+        keys: Mapping[str | None, bytes] | Callable[[str | None], bytes] | None = None,
+        profile: DeclaredFacts | None = None,
+        **options: Any,
+    ) -> DatasetAudit:
+        """Link every example of a dataset to this ledger's entries and judge it for ``purpose``.
+
+        ``keys`` (default: :meth:`fingerprint_key`) gives each dataset's fingerprint key, e.g.
+        ``{"tutor-v1": key}`` from a key file an auditor was given; ``profile`` defaults to
+        the organization profile this ledger was opened with. Other options are those of
+        :func:`ledger.audit.audit_dataset` (``format``, ``text_field``, ``id_field``,
+        ``datasets``, ``wrappers``, ``near_threshold``, ``conduct``, ``strict``,
+        ``progress``). Reads only; reports what dated terms say, not what is lawful.
+
+        Example:
+            >>> audit = lg.audit_dataset(["train.jsonl"])   # doctest: +SKIP
+            >>> audit.passed(), audit.summary()["by_match"]["exact"]  # doctest: +SKIP
+            (True, 1000)
+        """
+        from ledger.audit import audit_dataset
+
+        return audit_dataset(
+            self.store,
+            paths,
+            keys if keys is not None else self.fingerprint_key,
+            purpose=purpose,
+            profile=profile if profile is not None else self._profile,
+            **options,
+        )
 
 
 def open_ledger(

@@ -1,0 +1,55 @@
+"""Dataset audits: link each example of a distilled dataset to the teacher calls that produced it,
+robust to real post-processing, and judge the dataset for its declared purpose.
+
+Invariants:
+
+- Read only: the ledger is read in bulk and never written; the fingerprint index lives in
+  memory, rebuilt from the signed bodies for every audit (:mod:`ledger.audit.index`).
+- Stages, strongest first: ``id``, ``exact``, ``template``, ``part``, ``near``, ``none``
+  (:mod:`ledger.audit.matching`); readers for the common dataset formats
+  (:mod:`ledger.audit.readers`); the verdict and summary (:mod:`ledger.audit.dataset`).
+
+Example:
+    >>> import ledger
+    >>> lg = ledger.open(home="/tmp/demo-ledger")
+    >>> audit = lg.audit_dataset(["train.jsonl"])          # doctest: +SKIP
+    >>> audit.summary()["by_match"]                        # doctest: +SKIP
+    {'id': 0, 'exact': 980, 'template': 0, 'part': 12, 'near': 3, 'none': 5}
+"""
+
+from __future__ import annotations
+
+from ledger.audit.dataset import (
+    DatasetAudit,
+    DutySummary,
+    ExampleResult,
+    IdFinding,
+    KeySource,
+    Progress,
+    audit_dataset,
+)
+from ledger.audit.matching import (
+    DEFAULT_NEAR_THRESHOLD,
+    DEFAULT_WRAPPERS,
+    MATCH_CLASSES,
+    Link,
+)
+from ledger.audit.readers import FORMATS, BadRow, Example, read_dataset
+
+__all__ = [
+    "DEFAULT_NEAR_THRESHOLD",
+    "DEFAULT_WRAPPERS",
+    "FORMATS",
+    "MATCH_CLASSES",
+    "BadRow",
+    "DatasetAudit",
+    "DutySummary",
+    "Example",
+    "ExampleResult",
+    "IdFinding",
+    "KeySource",
+    "Link",
+    "Progress",
+    "audit_dataset",
+    "read_dataset",
+]

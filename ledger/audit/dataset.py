@@ -1,0 +1,722 @@
+"""Auditing a dataset against a ledger: link every example, judge it, summarize.
+
+Invariants:
+
+- The ledger is only read (entries in bulk, in leaf order); the index is rebuilt in memory from
+  the signed bodies on every audit (:mod:`ledger.audit.index`), so the audit trusts exactly the
+  log ``ledger verify`` checks and nothing else.
+- Two passes over the log at most: one builds the fingerprint index and groups entries by
+  what decides their verdict; a second runs only when some turn is left for the ``near`` stage
+  or conduct findings are wanted, and reads the sketches (and the linked entries' metadata).
+  The dataset is read once, streaming; only per-example results are kept.
+- Verdicts come from the policy engine (through :class:`ledger._judge.Judge`) for the audit's
+  declared purpose, with the organization profile and each entry's own facts. Entries that
+  agree on provider, model, host, output modality, UTC day, recorded purpose, dataset and own
+  facts get the same verdict, so each such group is judged once.
+- An example's class is the weakest of its turns' classes (``none`` if any trained turn is
+  unlinked); a turn's verdict is the strictest among the candidates of its deciding stage, and
+  an example's the strictest of its turns'. An example with a turn that has several candidate
+  entries is ambiguous, and counted apart. An example linked to an entry recorded for another
+  purpose than the audit's is purpose drift.
+- Nothing here decides what is lawful: verdicts report what the dated terms say.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from array import array
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+import orjson
+
+from ledger._judge import Judge
+from ledger.audit.index import ID, FingerprintIndex, IndexBuilder, id_key
+from ledger.audit.matching import (
+    DEFAULT_NEAR_THRESHOLD,
+    DEFAULT_WRAPPERS,
+    MATCH_CLASSES,
+    Link,
+    Matcher,
+    NearIndex,
+    TurnMatch,
+)
+from ledger.audit.readers import BadRow, Example, read_dataset
+from ledger.crypto.canonical import canonical_json
+from ledger.crypto.fingerprint import decode_sketch
+from ledger.entry_body import call_stamp, served_model
+from ledger.errors import InputError, LedgerError
+from ledger.log.store import LogStore
+from ledger.policy import DeclaredFacts, Verdict
+from ledger.policy.conduct import ConductThresholds, Finding, detect
+from ledger.policy.verdict import VERDICTS
+
+__all__ = [
+    "DatasetAudit",
+    "DutySummary",
+    "ExampleResult",
+    "IdFinding",
+    "KeySource",
+    "Progress",
+    "audit_dataset",
+]
+
+# The key of one dataset name, or an error when that key is not available.
+KeySource = Mapping[str | None, bytes] | Callable[[str | None], bytes]
+# Called with (phase, done, total or None): phases "index", "dataset", "near".
+Progress = Callable[[str, int, int | None], None]
+
+_STRENGTH = {name: rank for rank, name in enumerate(MATCH_CLASSES)}
+_VERDICT_RANK: dict[str, int] = {name: rank for rank, name in enumerate(VERDICTS)}
+_FIRST_UNLINKED = 20
+_NO_GROUP = 0xFFFFFFFF
+
+
+@dataclass(frozen=True, slots=True)
+class ExampleResult:
+    """One example: how its turns linked, to which entries, and its verdict."""
+
+    index: int
+    file: str
+    line: int
+    match: str
+    links: tuple[Link, ...]
+    verdict: str | None
+    turns: int
+    unlinked_turns: int = 0
+    ambiguous: bool = False
+    purpose_drift: tuple[str, ...] = ()
+
+    @property
+    def linked(self) -> bool:
+        return self.match != "none"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "file": self.file,
+            "line": self.line,
+            "match": self.match,
+            "links": [link.to_dict() for link in self.links],
+            "verdict": self.verdict,
+            "turns": self.turns,
+            "unlinked_turns": self.unlinked_turns,
+            "ambiguous": self.ambiguous,
+            "purpose_drift": list(self.purpose_drift),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class DutySummary:
+    """A duty some linked examples' verdicts carry (deduplicated), with its rule."""
+
+    action: str
+    value: tuple[str, ...]
+    rule_id: str
+    description: str
+    examples: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "action": self.action,
+            "value": list(self.value),
+            "rule_id": self.rule_id,
+            "description": self.description,
+            "examples": self.examples,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class IdFinding:
+    """A row that names an entry id the ledger does not have, or whose entry lacks its text."""
+
+    index: int
+    file: str
+    line: int
+    entry_id: str | None
+    problem: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "file": self.file,
+            "line": self.line,
+            "entry_id": self.entry_id,
+            "problem": self.problem,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class DatasetAudit:
+    """What :func:`audit_dataset` found. ``results`` holds every example, in order."""
+
+    purpose: str
+    files: tuple[str, ...]
+    results: tuple[ExampleResult, ...]
+    bad_rows: tuple[BadRow, ...]
+    by_match: Mapping[str, int]
+    by_verdict: Mapping[str, int]
+    by_provider: Mapping[str, int]
+    by_model: Mapping[str, int]
+    by_policy_version: Mapping[str, int]
+    by_month: Mapping[str, int]
+    drift_purposes: Mapping[str, int]
+    duties: tuple[DutySummary, ...]
+    conduct: tuple[Finding, ...]
+    id_findings: tuple[IdFinding, ...]
+    entries_indexed: int
+    near_threshold: float
+    seconds: float
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def examples(self) -> int:
+        return len(self.results)
+
+    @property
+    def linked(self) -> int:
+        return self.examples - self.by_match.get("none", 0)
+
+    @property
+    def unlinked(self) -> int:
+        return self.by_match.get("none", 0)
+
+    @property
+    def ambiguous(self) -> int:
+        return sum(1 for r in self.results if r.ambiguous)
+
+    @property
+    def purpose_drift(self) -> int:
+        return sum(1 for r in self.results if r.purpose_drift)
+
+    def unlinked_percent(self) -> float:
+        """Unlinked examples and bad rows, as a percentage of all rows."""
+        rows = self.examples + len(self.bad_rows)
+        return 100.0 * (self.unlinked + len(self.bad_rows)) / rows if rows else 0.0
+
+    def passed(self, max_unlinked_percent: float = 0.0) -> bool:
+        """The gate: unlinked rows within the tolerance and every linked example allowed or
+        conditional."""
+        judged_ok = all(
+            self.by_verdict.get(kind, 0) == 0 for kind in VERDICTS if kind not in _PASSING
+        )
+        return judged_ok and self.unlinked_percent() <= max_unlinked_percent + 1e-9
+
+    def summary(self) -> dict[str, Any]:
+        """The ``summary`` object of ``ledger audit dataset --json``."""
+        examples = self.examples
+
+        def percent(count: int) -> float:
+            return round(100.0 * count / examples, 3) if examples else 0.0
+
+        first = [r for r in self.results if not r.linked][:_FIRST_UNLINKED]
+        return {
+            "purpose": self.purpose,
+            "files": list(self.files),
+            "examples": examples,
+            "linked": self.linked,
+            "unlinked": self.unlinked,
+            "linked_percent": percent(self.linked),
+            "unlinked_percent": percent(self.unlinked),
+            "bad_rows": len(self.bad_rows),
+            "by_match": dict(self.by_match),
+            "by_verdict": dict(self.by_verdict),
+            "ambiguous": self.ambiguous,
+            "purpose_drift": self.purpose_drift,
+            "drift_purposes": dict(self.drift_purposes),
+            "by_provider": dict(self.by_provider),
+            "by_model": dict(self.by_model),
+            "by_policy_version": dict(self.by_policy_version),
+            "by_month": dict(self.by_month),
+            "duties": [d.to_dict() for d in self.duties],
+            "conduct_findings": len(self.conduct),
+            "entries_indexed": self.entries_indexed,
+            "near_threshold": self.near_threshold,
+            "first_unlinked": [{"index": r.index, "file": r.file, "line": r.line} for r in first],
+            "seconds": round(self.seconds, 3),
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        """Summary, conduct findings, id findings, bad rows and notes (not the per-example
+        records: :meth:`write_records` writes those)."""
+        return {
+            "summary": self.summary(),
+            "conduct": [f.to_dict() for f in self.conduct],
+            "id_findings": [f.to_dict() for f in self.id_findings],
+            "bad_rows": [b.to_dict() for b in self.bad_rows],
+            "notes": list(self.notes),
+        }
+
+    def write_records(self, out: TextIO) -> None:
+        """One JSON line per example (see :meth:`ExampleResult.to_dict`)."""
+        for result in self.results:
+            out.write(orjson.dumps(result.to_dict()).decode())
+            out.write("\n")
+
+
+_PASSING = frozenset({"allowed", "conditional"})
+
+
+# -- grouping entries by what decides their verdict ------------------------------------------
+
+
+@dataclass(slots=True)
+class _Group:
+    body: Mapping[str, Any]  # a representative body (same verdict inputs as every member)
+    provider: str
+    model: str
+    month: str
+    purpose: str | None
+    verdict: Verdict | None = None
+
+
+def _group_key(body: Mapping[str, Any]) -> tuple[Any, ...]:
+    endpoint = body.get("endpoint")
+    host = endpoint.get("host") if isinstance(endpoint, Mapping) else None
+    stamp = call_stamp(body)
+    day = stamp[:10] if isinstance(stamp, str) else None
+    facts = body.get("facts")
+    own = canonical_json(facts) if isinstance(facts, Mapping) and facts else None
+    purpose = body.get("purpose")
+    dataset = body.get("dataset")
+    key = (body.get("provider"), served_model(body), host, body.get("output_modality"), day,
+           purpose, dataset, own)  # fmt: skip
+    try:
+        hash(key)
+    except TypeError:  # a malformed body (a list where a string belongs): a group of its own
+        return ("malformed", id(body))
+    return key
+
+
+# -- the audit ---------------------------------------------------------------------------------
+
+
+class _Run:
+    """State of one audit run (see :func:`audit_dataset`)."""
+
+    def __init__(
+        self,
+        store: LogStore,
+        keys: KeySource,
+        *,
+        purpose: str,
+        judge: Judge,
+        datasets: frozenset[str | None] | None,
+        wrappers: Sequence[str],
+        near_threshold: float,
+        progress: Progress | None,
+    ) -> None:
+        self.store = store
+        self.keys = keys
+        self.purpose = purpose
+        self.judge = judge
+        self.datasets = datasets
+        self.wrappers = wrappers
+        self.near = NearIndex(near_threshold)
+        self.progress = progress
+        self.groups: list[_Group] = []
+        self.group_of_key: dict[tuple[Any, ...], int] = {}
+        self.leaf_group = array("I")
+        self.notes: list[str] = []
+
+    def _tick(self, phase: str, done: int, total: int | None) -> None:
+        if self.progress is not None:
+            self.progress(phase, done, total)
+
+    def _entries(self) -> Iterator[tuple[int, str, dict[str, Any]]]:
+        for leaf, data, _, entry_id in self.store.raw_entries(batch=10_000):
+            signed = orjson.loads(data)
+            body = signed.get("body") if isinstance(signed, dict) else None
+            if isinstance(body, dict):
+                yield leaf, entry_id, body
+
+    def _wanted(self, body: Mapping[str, Any]) -> bool:
+        if self.datasets is None:
+            return True
+        dataset = body.get("dataset")
+        return (dataset if isinstance(dataset, str) else None) in self.datasets
+
+    def build_index(self) -> FingerprintIndex:
+        builder = IndexBuilder()
+        total = self.store.size()
+        groups, leaf_group = self.group_of_key, self.leaf_group
+        for leaf, entry_id, body in self._entries():
+            while len(leaf_group) < leaf:
+                leaf_group.append(_NO_GROUP)
+            if not self._wanted(body):
+                leaf_group.append(_NO_GROUP)
+                continue
+            builder.add_entry(leaf, entry_id, body)
+            key = _group_key(body)
+            number = groups.get(key)
+            if number is None:
+                number = groups[key] = len(self.groups)
+                stamp = call_stamp(body)
+                purpose = body.get("purpose")
+                self.groups.append(
+                    _Group(
+                        body,
+                        str(body.get("provider") or "unknown"),
+                        served_model(body) or "unknown",
+                        stamp[:7] if isinstance(stamp, str) else "unknown",
+                        purpose if isinstance(purpose, str) else None,
+                    )
+                )
+            leaf_group.append(number)
+            if leaf % 20_000 == 0:
+                self._tick("index", leaf, total)
+        self._tick("index", total, total)
+        return builder.build()
+
+    def resolve_keys(self, index: FingerprintIndex) -> dict[int, bytes]:
+        resolved: dict[int, bytes] = {}
+        for slot, name in index.datasets.items():
+            try:
+                if callable(self.keys):
+                    key = self.keys(name)
+                else:
+                    found = self.keys.get(name)
+                    if found is None:
+                        raise KeyError(name)
+                    key = found
+            except (KeyError, LedgerError, OSError):
+                label = "entries without a dataset name" if name is None else f"dataset {name!r}"
+                self.notes.append(
+                    f"no fingerprint key for {label}: its version 2 entries cannot be linked"
+                )
+                continue
+            resolved[slot] = key
+        return resolved
+
+    def verdict_of(self, leaf: int) -> Verdict | None:
+        number = self.leaf_group[leaf] if leaf < len(self.leaf_group) else _NO_GROUP
+        if number == _NO_GROUP:
+            return None
+        group = self.groups[number]
+        if group.verdict is None:
+            try:
+                group.verdict = self.judge.evaluate(group.body, self.purpose)
+            except InputError as exc:
+                self.notes.append(f"entry {leaf}: cannot be judged: {exc}")
+                return None
+        return group.verdict
+
+    def group_of(self, leaf: int) -> _Group | None:
+        number = self.leaf_group[leaf] if leaf < len(self.leaf_group) else _NO_GROUP
+        return None if number == _NO_GROUP else self.groups[number]
+
+    def second_pass(
+        self, near_hits: dict[int, list[tuple[int, int, float]]], linked: bytearray
+    ) -> Iterator[tuple[int, dict[str, Any]]]:
+        """Probe sketches for the near stage; yield linked entries' bodies for conduct."""
+        probing = len(self.near) > 0
+        total = self.store.size()
+        headers_seen: dict[tuple[tuple[str, Any], ...], Any] = {}
+        for leaf, _, body in self._entries():
+            if not self._wanted(body):
+                continue
+            if probing:
+                outputs = body.get("outputs")
+                dataset = body.get("dataset")
+                slot = self._slots.get(dataset if isinstance(dataset, str) else None)
+                if isinstance(outputs, list) and slot is not None:
+                    for position, record in enumerate(outputs):
+                        encoded = record.get("sketch") if isinstance(record, dict) else None
+                        if not isinstance(encoded, str):
+                            continue
+                        try:
+                            value = decode_sketch(encoded)
+                        except InputError:
+                            continue
+                        number = record.get("index", position)
+                        out = number if isinstance(number, int) else position
+                        for turn, score in self.near.probe(slot, value):
+                            near_hits.setdefault(turn, []).append((leaf, out, score))
+                            linked[leaf] = 1
+            if linked[leaf] if leaf < len(linked) else False:
+                yield leaf, _slim(body, headers_seen)
+            if leaf % 20_000 == 0:
+                self._tick("near" if probing else "conduct", leaf, total)
+
+    _slots: dict[str | None, int]
+
+
+def _slim(body: dict[str, Any], seen: dict[tuple[tuple[str, Any], ...], Any]) -> dict[str, Any]:
+    # The conduct detectors keep one small record per call, holding the body's SDK header
+    # mapping; many calls share equal headers, so equal mappings are shared too.
+    client = body.get("client")
+    if isinstance(client, dict):
+        headers = client.get("headers")
+        if isinstance(headers, dict):
+            try:
+                key = tuple(sorted(headers.items()))
+                client["headers"] = seen.setdefault(key, headers)
+            except TypeError:
+                pass  # unhashable header values: keep the body's own mapping
+    for name in ("provider", "account", "request_model", "response_model", "recorder"):
+        value = body.get(name)
+        if isinstance(value, str):
+            body[name] = sys.intern(value)
+    for name in ("outputs", "usage", "tags"):
+        body.pop(name, None)
+    return body
+
+
+def audit_dataset(
+    store: LogStore,
+    paths: Iterable[str | Path],
+    keys: KeySource,
+    *,
+    purpose: str = "train-model",
+    profile: DeclaredFacts | None = None,
+    format: str = "auto",
+    text_field: str | None = None,
+    id_field: str = "ledger_entry_id",
+    datasets: Iterable[str | None] | None = None,
+    wrappers: Sequence[str] = DEFAULT_WRAPPERS,
+    near_threshold: float = DEFAULT_NEAR_THRESHOLD,
+    conduct: bool = True,
+    conduct_thresholds: ConductThresholds | None = None,
+    official_hosts: Mapping[str, frozenset[str]] | None = None,
+    strict: bool = False,
+    progress: Progress | None = None,
+) -> DatasetAudit:
+    """Link every example of the dataset files to the ledger's entries and judge it.
+
+    Args:
+        store: the ledger's store (read only).
+        paths: dataset files (or saved Hugging Face dataset folders).
+        keys: the fingerprint key of each dataset name (a mapping, or a function such as
+            ``Ledger.fingerprint_key``); datasets without a key link only through version 1
+            hashes and ids.
+        purpose: the dataset's declared purpose (a ``ledger.vocabulary.PURPOSES`` value).
+        profile: the organization profile (declared facts).
+        format, text_field, id_field: how rows are read (:mod:`ledger.audit.readers`).
+        datasets: only entries recorded under these dataset names (None: every entry).
+        wrappers: template wrapper patterns (:data:`ledger.audit.matching.DEFAULT_WRAPPERS`).
+        near_threshold: the similarity from which a sketch match links (``near``).
+        conduct: run the conduct detectors over the linked entries.
+        strict: a bad row raises ``InputError`` instead of being reported.
+        progress: ``progress(phase, done, total)`` as the audit advances.
+
+    Raises:
+        InputError: unreadable files, bad options, or (``strict``) a bad row.
+    """
+    from ledger.vocabulary import PURPOSES
+
+    if purpose not in PURPOSES:
+        raise InputError(f"unknown purpose {purpose!r} (known: {', '.join(PURPOSES)})")
+    started = time.perf_counter()
+    files = tuple(str(p) for p in paths)
+    if not files:
+        raise InputError("no dataset file given")
+    run = _Run(
+        store,
+        keys,
+        purpose=purpose,
+        judge=Judge(store, profile=profile),
+        datasets=None if datasets is None else frozenset(datasets),
+        wrappers=wrappers,
+        near_threshold=near_threshold,
+        progress=progress,
+    )
+    rows = read_dataset(files, format=format, text_field=text_field, id_field=id_field)
+    index = run.build_index()
+    slot_keys = run.resolve_keys(index)
+    run._slots = {index.datasets[slot]: slot for slot in slot_keys}
+    matcher = Matcher(index, slot_keys, wrappers=wrappers)
+
+    examples: list[tuple[Example, list[TurnMatch]]] = []
+    bad: list[BadRow] = []
+    id_findings: list[IdFinding] = []
+    linked = bytearray(len(run.leaf_group))
+    for item in rows:
+        if isinstance(item, BadRow):
+            if strict:
+                raise InputError(f"bad row {item}")
+            bad.append(item)
+            continue
+        turns = _match_example(item, len(examples), index, matcher, run.near, id_findings)
+        for turn in turns:
+            for link in turn.links:
+                linked[link.leaf_index] = 1
+        examples.append((item, turns))
+        if len(examples) % 10_000 == 0:
+            run._tick("dataset", len(examples), None)
+
+    near_hits: dict[int, list[tuple[int, int, float]]] = {}
+    findings: list[Finding] = []
+    if len(run.near) or (conduct and any(linked)):
+        passing = run.second_pass(near_hits, linked)
+        if conduct:
+            findings = detect(passing, thresholds=conduct_thresholds, official_hosts=official_hosts)
+        else:
+            for _ in passing:
+                pass
+    by_turn: dict[tuple[int, int], dict[tuple[int, int], Link]] = {}
+    for number, hits in near_hits.items():
+        ref = run.near.turns[number]
+        assert isinstance(ref, tuple)  # noqa: S101 - set by _match_example
+        found = by_turn.setdefault(ref, {})
+        for leaf, out, score in hits:
+            best = found.get((leaf, out))
+            if best is None or (best.similarity or 0.0) < score:
+                found[(leaf, out)] = Link(leaf, "near", out, "sketch", score)
+    for (position, turn_number), links in by_turn.items():
+        ordered = sorted(links.values(), key=lambda x: (-(x.similarity or 0.0), x.leaf_index))
+        examples[position][1][turn_number] = TurnMatch("near", tuple(ordered))
+    return _assemble(run, examples, bad, id_findings, findings, index, files, started)
+
+
+def _match_example(
+    example: Example,
+    position: int,
+    index: FingerprintIndex,
+    matcher: Matcher,
+    near: NearIndex,
+    id_findings: list[IdFinding],
+) -> list[TurnMatch]:
+    named: dict[str, frozenset[int]] = {}
+    for entry_id in {*example.entry_ids, *(i for ids in example.turn_ids for i in ids)}:
+        leaves = frozenset(h.leaf_index for h in index.lookup(id_key(entry_id)) if h.kind == ID)
+        named[entry_id] = leaves
+        if not leaves:
+            id_findings.append(
+                IdFinding(example.index, example.file, example.line, entry_id,
+                          "no entry with this id in the ledger")
+            )  # fmt: skip
+    row_leaves = frozenset().union(*(named[i] for i in example.entry_ids)) if named else frozenset()
+    turns: list[TurnMatch] = []
+    for number, text in enumerate(example.turns):
+        own = example.turn_ids[number] if number < len(example.turn_ids) else ()
+        leaves = row_leaves.union(*(named[i] for i in own)) if own else row_leaves
+        result = matcher.match(text, leaves)
+        if result.match == "none":
+            near_text = matcher.near_text(text)
+            if near_text is not None:
+                for slot, fingerprinter in matcher.slots:
+                    value = fingerprinter.sketch(near_text)
+                    if value is not None:
+                        near.add((position, number), slot, value)
+        turns.append(result)
+    # The id check is per example: a named entry that holds none of its turns is a finding.
+    if named and any(named.values()) and not any(t.match == "id" for t in turns):
+        for entry_id, leaves in named.items():
+            if leaves:
+                id_findings.append(
+                    IdFinding(example.index, example.file, example.line, entry_id,
+                              "the named entry holds none of the row's assistant turns")
+                )  # fmt: skip
+    return turns
+
+
+def _assemble(
+    run: _Run,
+    examples: list[tuple[Example, list[TurnMatch]]],
+    bad: list[BadRow],
+    id_findings: list[IdFinding],
+    findings: list[Finding],
+    index: FingerprintIndex,
+    files: tuple[str, ...],
+    started: float,
+) -> DatasetAudit:
+    by_match: Counter[str] = Counter(dict.fromkeys(MATCH_CLASSES, 0))
+    by_verdict: Counter[str] = Counter(dict.fromkeys(VERDICTS, 0))
+    by_provider: Counter[str] = Counter()
+    by_model: Counter[str] = Counter()
+    by_version: Counter[str] = Counter()
+    by_month: Counter[str] = Counter()
+    drift: Counter[str] = Counter()
+    duties: dict[tuple[str, tuple[str, ...], str], list[Any]] = {}
+    results: list[ExampleResult] = []
+    for example, turns in examples:
+        match = max((t.match for t in turns), key=_STRENGTH.__getitem__)
+        links: list[Link] = []
+        verdicts: list[str] = []
+        primaries: list[tuple[int, Verdict | None]] = []
+        ambiguous = False
+        drifted: dict[str, None] = {}
+        for turn in turns:
+            if not turn.links:
+                continue
+            links.extend(turn.links)
+            if len(turn.leaves) > 1:
+                ambiguous = True
+            # Strictest verdict among the candidates of the deciding stage; ties: lowest leaf.
+            judged = [(leaf, run.verdict_of(leaf)) for leaf in sorted(turn.leaves)]
+            leaf, verdict = max(
+                judged,
+                key=lambda lv: (_VERDICT_RANK[lv[1].verdict] if lv[1] else 1, -lv[0]),
+            )
+            primaries.append((leaf, verdict))
+            verdicts.append(verdict.verdict if verdict is not None else "unknown")
+            for candidate in turn.leaves:
+                group = run.group_of(candidate)
+                if group is not None and group.purpose not in (None, run.purpose):
+                    drifted[group.purpose] = None
+        verdict_name = (
+            max(verdicts, key=lambda v: _VERDICT_RANK[v]) if match != "none" and verdicts else None
+        )
+        result = ExampleResult(
+            example.index,
+            example.file,
+            example.line,
+            match,
+            tuple(links),
+            verdict_name,
+            len(turns),
+            sum(1 for t in turns if t.match == "none"),
+            ambiguous,
+            tuple(drifted),
+        )
+        results.append(result)
+        by_match[match] += 1
+        if match == "none":
+            continue
+        by_verdict[verdict_name or "unknown"] += 1
+        for name in drifted:
+            drift[name] += 1
+        seen: dict[str, set[str]] = {"p": set(), "m": set(), "v": set(), "t": set()}
+        for leaf, verdict in primaries:
+            group = run.group_of(leaf)
+            if group is not None:
+                seen["p"].add(group.provider)
+                seen["m"].add(f"{group.provider}/{group.model}")
+                seen["t"].add(group.month)
+            if verdict is not None:
+                for version in verdict.policy_versions:
+                    seen["v"].add(f"{version.policy}@{version.version}")
+                for duty in verdict.duties:
+                    slot = duties.setdefault((duty.action, duty.value, duty.rule_id), [duty, 0])
+                    slot[1] += 1
+        for counter, name in ((by_provider, "p"), (by_model, "m"), (by_version, "v"),
+                              (by_month, "t")):  # fmt: skip
+            counter.update(seen[name])
+    duty_list = tuple(
+        DutySummary(d.action, d.value, d.rule_id, d.describe(), count)
+        for d, count in sorted(duties.values(), key=lambda dc: (-dc[1], dc[0].rule_id))
+    )
+    return DatasetAudit(
+        purpose=run.purpose,
+        files=files,
+        results=tuple(results),
+        bad_rows=tuple(bad),
+        by_match=dict(by_match),
+        by_verdict=dict(by_verdict),
+        by_provider=dict(sorted(by_provider.items())),
+        by_model=dict(sorted(by_model.items())),
+        by_policy_version=dict(sorted(by_version.items())),
+        by_month=dict(sorted(by_month.items())),
+        drift_purposes=dict(sorted(drift.items())),
+        duties=duty_list,
+        conduct=tuple(findings),
+        id_findings=tuple(id_findings),
+        entries_indexed=index.entries,
+        near_threshold=run.near.threshold,
+        seconds=time.perf_counter() - started,
+        notes=tuple(run.notes),
+    )
