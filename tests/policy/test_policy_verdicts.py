@@ -831,12 +831,21 @@ def test_verdict_table(case: Case) -> None:
     _check(evaluate(call, case.purpose, case.facts), case)
 
 
+_LICENCES_CASED_ELSEWHERE = frozenset(
+    {"falcon", "glm", "gpt-oss", "kimi", "minimax", "nvidia-open-model", "olmo", "phi"}
+)
+
+
 def test_every_shipped_provider_has_a_case() -> None:
     covered = {case.provider for case in CASES}
     policies = load_policies()
     for policy in policies.policies:
         if policy.layer != "licence":
             assert set(policy.providers) & covered, policy.id
+        elif policy.id in _LICENCES_CASED_ELSEWHERE:
+            # Every version of these has dated cases in tests/assets/verdict_cases/licences.yaml,
+            # and test_verdict_cases.py checks that no licence version is left without one.
+            continue
         else:
             used = {v for case in CASES for v in case.versions} | {
                 r.rsplit("/", 1)[0] for case in CASES for r in case.rules

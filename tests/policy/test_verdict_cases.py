@@ -28,7 +28,7 @@ from typing import Any
 import pytest
 import yaml
 
-from ledger.policy import CallFacts, evaluate
+from ledger.policy import CallFacts, evaluate, load_policies
 from ledger.policy.verdict import VERDICTS, Verdict
 from ledger.vocabulary import PURPOSES
 
@@ -165,6 +165,20 @@ def test_the_case_files_hold_cases() -> None:
 @pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
 def test_verdict_case(case: VerdictCase) -> None:
     check_case(evaluate(case.call, case.purpose, case.facts), case)
+
+
+def test_every_licence_version_has_a_case() -> None:
+    # A licence version no case reaches could carry any rule at all without a test noticing.
+    used = set()
+    for case in CASES:
+        verdict = evaluate(case.call, case.purpose, case.facts)
+        used |= {f"{v.policy}/{v.version}" for v in verdict.policy_versions}
+    licences = {
+        f"{policy.id}/{version.id}"
+        for policy in load_policies().licences()
+        for version in policy.versions
+    }
+    assert sorted(licences - used) == []
 
 
 def test_a_wrong_expectation_fails() -> None:
