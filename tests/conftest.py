@@ -20,6 +20,17 @@ from ledger._ledger import Ledger
 from ledger.settings import Settings
 
 POSTGRES_ENV = "LEDGER_TEST_POSTGRES_URL"
+
+
+@pytest.fixture(autouse=True)
+def _clean_ledger_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test sees the developer's LEDGER_* settings (a set LEDGER_DATABASE_URL would make the
+    suite write into that database); LEDGER_TEST_* variables configure the suite itself."""
+    for name in list(os.environ):
+        if name.startswith("LEDGER_") and not name.startswith("LEDGER_TEST_"):
+            monkeypatch.delenv(name)
+
+
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
 

@@ -5,13 +5,14 @@ Exit codes: 0 ok, 1 a check failed, 2 usage or input error (one line on stderr).
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from ledger.cli import audit, log, policy, spool
-from ledger.cli._common import set_overrides
+from ledger.cli._common import print_json, set_overrides
 
 __all__ = ["app", "main"]
 
@@ -22,6 +23,18 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+
+
+def _print_version(ctx: typer.Context, value: bool) -> None:
+    if not value:
+        return
+    from ledger import __version__
+
+    if ctx.params.get("json_out") or "--json" in sys.argv[1:]:
+        print_json({"version": __version__, "python": sys.version.split()[0]})
+    else:
+        typer.echo(f"distill-ledger {__version__}")
+    raise typer.Exit(0)
 
 
 @app.callback()
@@ -36,6 +49,18 @@ def _root(
         str | None,
         typer.Option("--db", help="Database URL. Env: LEDGER_DATABASE_URL."),
     ] = None,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            is_eager=True,
+            callback=_print_version,
+            help="Print the version and exit (with --json: as JSON).",
+        ),
+    ] = False,
+    json_out: Annotated[
+        bool, typer.Option("--json", is_eager=True, hidden=True, help="With --version: JSON.")
+    ] = False,
 ) -> None:
     set_overrides(home=home, database_url=db)
 

@@ -61,10 +61,11 @@ ADVISORY_LOCK_KEY = int.from_bytes(
 
 
 def redact_url(url: str) -> str:
-    """The URL with any password hidden, fit for an error message."""
+    """The URL with any password hidden, fit for an error message (a SQLite file as its path)."""
+    path = sqlite_path(url)
+    if path is not None:
+        return f"sqlite:///{path}"
     try:
-        from sqlalchemy.engine import make_url
-
         return make_url(url).render_as_string(hide_password=True)
     except ArgumentError:
         return "<unparseable database URL>"
@@ -120,9 +121,7 @@ def read_only_url(url: str) -> str:
         if given and _PG_READ_ONLY in given:
             return url
         options = f"{given} {_PG_READ_ONLY}" if given else _PG_READ_ONLY
-        return parsed.update_query_dict({"options": options}).render_as_string(
-            hide_password=False
-        )
+        return parsed.update_query_dict({"options": options}).render_as_string(hide_password=False)
     raise ConfigError(
         f"unsupported database {redact_url(url)}: use sqlite:/// or postgresql+psycopg://"
     )
@@ -341,7 +340,12 @@ def require_schema(engine: Engine) -> str:
                 if has_table
                 else []
             )
-    except (OperationalError, DBAPIError) as exc:
+    except (
+        OperationalError,
+        DBAPIError,
+        UnicodeDecodeError,
+        engine.dialect.loaded_dbapi.Error,
+    ) as exc:
         raise ConfigError(f"cannot read database {where}: {_first_line(exc)}") from exc
     if not rows:
         raise ConfigError(f"database {where} holds no ledger: run `ledger init` to create one")

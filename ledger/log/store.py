@@ -119,6 +119,7 @@ class LogStore:
         # into the unlinked inode, which are then lost: remember which file we opened.
         self._sqlite_path = _sqlite_file(engine)
         self._sqlite_identity = _file_identity(self._sqlite_path) if self._sqlite_path else None
+        self._driver_error: type[Exception] = engine.dialect.loaded_dbapi.Error
 
     def after_fork(self) -> None:
         """Make this store usable in a forked child (fresh lock, no inherited connections)."""
@@ -150,6 +151,17 @@ class LogStore:
                 raise AppendOnlyViolationError(f"{doing}: {_first_line(exc)}") from exc
             url = redact_url(str(self.engine.url))
             raise StoreError(f"{doing} on {url}: {_first_line(exc)}") from exc
+        except UnicodeDecodeError as exc:  # sqlite3 decoding a TEXT column of a damaged page
+            url = redact_url(str(self.engine.url))
+            raise StoreError(
+                f"{doing} on {url}: a text column is not UTF-8 ({exc.reason})"
+            ) from exc
+        except self._driver_error as exc:
+            # Bulk reads go straight to the driver (see _select), so its own errors arrive
+            # here unwrapped: a damaged page, an undecodable column, a dropped table.
+            url = redact_url(str(self.engine.url))
+            text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise StoreError(f"{doing} on {url}: {text}") from exc
 
     # -- appends -----------------------------------------------------------------------------
 
@@ -258,6 +270,7 @@ class LogStore:
 
     def entry(self, leaf_index: int) -> StoredEntry:
         """The entry at ``leaf_index``."""
+        _check_index(leaf_index, "leaf index")
         with self._mapped_errors("reading an entry"), self.engine.connect() as conn:
             row = conn.execute(
                 select(ENTRIES.c.entry, ENTRIES.c.leaf_hash).where(
@@ -455,11 +468,13 @@ class LogStore:
         """Root hash at ``size`` (default: now)."""
         if size is None:
             size = self.size()
+        _check_index(size, "tree size")
         tree_size = size
         return cast(bytes, self._with_hashes(tree_size, lambda read: tree.root(tree_size, read)))
 
     def inclusion_proof(self, leaf_index: int, size: int) -> list[bytes]:
         """RFC 9162 inclusion proof of ``leaf_index`` in the tree of ``size`` leaves."""
+        _check_index(size, "tree size")
         if not 0 <= leaf_index < size:
             raise InputError(f"leaf {leaf_index} is not in a tree of size {size}")
         return cast(
@@ -469,6 +484,7 @@ class LogStore:
 
     def consistency_proof(self, first: int, second: int) -> list[bytes]:
         """RFC 9162 consistency proof from tree size ``first`` to ``second``."""
+        _check_index(second, "tree size")
         if not 0 <= first <= second:
             raise InputError(f"no consistency proof from size {first} to size {second}")
         return cast(
@@ -702,6 +718,15 @@ _VERDICT_COLUMNS = ("leaf_index", "purpose", "policy_digest", "facts_digest", "v
                     "document_sha256", "evaluated_at")  # fmt: skip
 #: What :meth:`LogStore.verdict_rows` yields, in order.
 VERDICT_COLUMNS = _VERDICT_COLUMNS[:6]
+
+
+# Leaf indexes and sizes are BIGINT columns: anything beyond cannot name a leaf.
+_MAX_INDEX = (1 << 63) - 1
+
+
+def _check_index(value: int, what: str) -> None:
+    if not 0 <= value <= _MAX_INDEX:
+        raise InputError(f"{what} {value} is out of range (0 to {_MAX_INDEX})")
 
 
 def _insert_sql(table: str, columns: Sequence[str], mark: str) -> str:

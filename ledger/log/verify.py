@@ -35,11 +35,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ledger.crypto.canonical import canonical_json, sha256_hex
-from ledger.crypto.merkle import verify_consistency
+from ledger.crypto.merkle import EMPTY_ROOT, verify_consistency
 from ledger.crypto.note import Checkpoint, NoteVerifier, verifier_key_string, verify_checkpoint
-from ledger.errors import LedgerError
+from ledger.errors import LedgerError, StoreError
 from ledger.log.rebuild import Progress, rebuild
 from ledger.log.store import CheckpointRecord, LogStore
+from ledger.log.workers import WorkerError
 
 __all__ = ["Problem", "VerifyReport", "verify_log"]
 
@@ -131,14 +132,29 @@ def verify_log(
     # Sizes at which the recomputed root must be known.
     wanted = {c.tree_size for c in checkpoints} | {t.size for t in trusted}
 
-    rebuilt = rebuild(store, recorder_keys, wanted, workers, progress)
+    try:
+        rebuilt = rebuild(store, recorder_keys, wanted, workers, progress)
+    except (StoreError, WorkerError) as exc:
+        # The log cannot be read to the end (a damaged page, a dropped table): that is the
+        # finding, not a crash.
+        return VerifyReport(
+            entries=0,
+            root=EMPTY_ROOT,
+            checkpoints=len(checkpoints),
+            trusted_checkpoints=len(trusted),
+            seconds=time.perf_counter() - started,
+            problems=(Problem(f"the database cannot be read to the end: {exc}"),),
+        )
     size, roots = rebuilt.size, rebuilt.roots
     final_root = roots[size]
     problems.extend(
         Problem(what, leaf_index=leaf, stage=stage) for leaf, what, stage in rebuilt.problems
     )
     problems.extend(_check_checkpoints(store, checkpoints, log_verifiers, roots, size))
-    problems.extend(_check_verdicts(store, size))
+    try:
+        problems.extend(_check_verdicts(store, size))
+    except StoreError as exc:
+        problems.append(Problem(f"the stored verdicts cannot be read: {exc}"))
     for number, auditor in enumerate(trusted):
         where = f"auditor checkpoint {number} (size {auditor.size})"
         if auditor.size > size:

@@ -220,25 +220,33 @@ def test_verify_shows_progress_on_a_terminal_only(tmp_path: Path) -> None:
     import pty
     import subprocess
     import sys
+    import threading
 
     home = tmp_path / "h"
     seeded(home, 20_000)
     command = [str(Path(sys.executable).with_name("ledger")), "--home", str(home), "verify"]
     main, replica = pty.openpty()
-    try:
-        proc = subprocess.run(  # stderr is a terminal, stdout a pipe
-            command, stdout=subprocess.PIPE, stderr=replica, timeout=120, check=False
-        )
-        os.close(replica)
-        shown = b""
+    shown = bytearray()
+
+    def drain() -> None:
+        # Read the terminal while the child runs: a full pty would block the child's writes.
         while True:
             try:
                 chunk = os.read(main, 65536)
-            except OSError:  # the terminal closed
-                break
+            except OSError:  # the terminal closed (the child exited)
+                return
             if not chunk:
-                break
-            shown += chunk
+                return
+            shown.extend(chunk)
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    try:
+        proc = subprocess.run(  # stderr is a terminal, stdout a pipe
+            command, stdout=subprocess.PIPE, stderr=replica, timeout=300, check=False
+        )
+        os.close(replica)
+        reader.join(timeout=60)
     finally:
         os.close(main)
     assert proc.returncode == 0
