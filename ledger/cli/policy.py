@@ -257,11 +257,12 @@ def check(
             "output_modality": modality,
         }
     )
-    verdict = evaluate(call, purpose, declared, policies=_policies(policies))
+    policy_set = _policies(policies)
+    verdict = evaluate(call, purpose, declared, policies=policy_set)
     if as_json:
         print_json(verdict.to_dict() | {"disclaimer": DISCLAIMER})
         return
-    _print_verdict(verdict)
+    _print_verdict(verdict, policy_set)
 
 
 def _parse_day(option: str, value: str) -> dt.date:
@@ -335,7 +336,23 @@ def _rule_lines(rule: RuleRef) -> list[str]:
     ]
 
 
-def _print_verdict(verdict: Verdict) -> None:
+def _unverified_sources(policies: PolicySet, policy_id: str, version_id: str) -> list[str]:
+    """The documents of a version known only at confidence S or U, as printable lines."""
+    policy = policies.get(policy_id)
+    if policy is None:
+        return []
+    try:
+        version = policy.version(version_id)
+    except KeyError:
+        return []
+    return [
+        f"  UNVERIFIED source (confidence {doc.confidence}): {doc.title} {doc.url}"
+        for doc in version.documents
+        if doc.confidence in ("S", "U")
+    ]
+
+
+def _print_verdict(verdict: Verdict, policies: PolicySet) -> None:
     call: dict[str, Any] = dict(verdict.call)
     typer.echo(
         f"Verdict: {verdict.verdict.upper()} for purpose {verdict.purpose} "
@@ -349,6 +366,9 @@ def _print_verdict(verdict: Verdict) -> None:
             else "no version"
         )
         typer.echo(f"\n[{layer.layer}] {layer.policy}, {picked}: {layer.verdict}")
+        if layer.version is not None:
+            for line in _unverified_sources(policies, layer.policy, layer.version.version):
+                typer.echo(line)
         for reason in layer.reasons:
             typer.echo(f"  - {reason.effect}: {reason.note}")
             if reason.rule is not None:

@@ -192,13 +192,20 @@ def test_check_exits_0_for_any_verdict_and_reports_duties() -> None:
 
 
 def test_check_text_marks_unverified_and_missing_facts() -> None:
+    code, out, _ = run("check", "openai", "gpt-4", "--purpose", "train-model", "--at", "2024-06-01")
+    assert code == 0
+    assert out.startswith("Verdict: UNKNOWN")
+    # The Business Terms text was not read: the clause is shown as reported, not verified.
+    assert "UNVERIFIED (confidence S)" in out
+    assert "UNVERIFIED source (confidence S): OpenAI Business Terms" in out
+    assert "Undeclared facts needed: competes_with_provider" in out
     code, out, _ = run(
         "check", "cohere", "command-r", "--purpose", "train-model", "--at", "2025-01-01"
     )
     assert code == 0
     assert out.startswith("Verdict: UNKNOWN")
-    assert "UNVERIFIED (confidence U)" in out
-    assert "Undeclared facts needed: competes_with_provider" in out
+    assert "UNVERIFIED source (confidence U): Cohere Terms of Use" in out
+    assert "unreviewed" in out
 
 
 def test_check_uses_the_profile_and_fact_overrides(
