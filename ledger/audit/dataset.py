@@ -568,7 +568,8 @@ def audit_dataset(
                 found[(leaf, out)] = Link(leaf, "near", out, "sketch", score)
     for (position, turn_number), links in by_turn.items():
         ordered = sorted(links.values(), key=lambda x: (-(x.similarity or 0.0), x.leaf_index))
-        examples[position][1][turn_number] = TurnMatch("near", tuple(ordered))
+        several = len({link.leaf_index for link in ordered}) > 1
+        examples[position][1][turn_number] = TurnMatch("near", tuple(ordered), ambiguous=several)
     return _assemble(run, examples, bad, id_findings, findings, index, files, started)
 
 
@@ -644,8 +645,7 @@ def _assemble(
             if not turn.links:
                 continue
             links.extend(turn.links)
-            if len(turn.leaves) > 1:
-                ambiguous = True
+            ambiguous = ambiguous or turn.ambiguous
             # Strictest verdict among the candidates of the deciding stage; ties: lowest leaf.
             judged = [(leaf, run.verdict_of(leaf)) for leaf in sorted(turn.leaves)]
             leaf, verdict = max(

@@ -143,6 +143,9 @@ class TurnMatch:
     match: str
     links: tuple[Link, ...] = ()
     id_problem: str | None = None  # the row named an entry that does not hold this text
+    # Several entries are alternatives for the same text (a row assembled from several calls
+    # has several entries without being ambiguous: each piece has its own).
+    ambiguous: bool = False
 
     @property
     def leaves(self) -> frozenset[int]:
@@ -150,6 +153,10 @@ class TurnMatch:
 
 
 _NONE = TurnMatch("none")
+
+
+def _several(hits: list[Hit]) -> bool:
+    return len({hit.leaf_index for hit in hits}) > 1
 
 
 def _links(hits: Iterable[Hit], match: str, similarity: float | None = None) -> tuple[Link, ...]:
@@ -217,13 +224,13 @@ class Matcher:
         if id_leaves:
             found = self._stages(norm, lambda hit: hit.leaf_index in id_leaves)
             if found is not None:
-                return TurnMatch("id", tuple(Link(x.leaf_index, "id", x.output, x.kind)
-                                            for x in found.links))  # fmt: skip
+                links = tuple(Link(x.leaf_index, "id", x.output, x.kind) for x in found.links)
+                return TurnMatch("id", links, ambiguous=found.ambiguous)
         found = self._stages(norm, None)
         problem = "the named entry does not hold this text" if id_leaves else None
         if found is None:
             return TurnMatch("none", (), problem)
-        return TurnMatch(found.match, found.links, problem)
+        return TurnMatch(found.match, found.links, problem, found.ambiguous)
 
     def _stages(self, norm: str, keep: Callable[[Hit], bool] | None) -> TurnMatch | None:
         def kept(hits: list[Hit]) -> list[Hit]:
@@ -231,13 +238,15 @@ class Matcher:
 
         hits = kept(self._whole(norm))
         if hits:
-            return TurnMatch("exact", _links(hits, "exact"))
+            return TurnMatch("exact", _links(hits, "exact"), ambiguous=_several(hits))
         hits = kept(self._template(norm))
         if hits:
-            return TurnMatch("template", _links(hits, "template"))
-        hits = kept(self._part(norm))
-        if hits:
-            return TurnMatch("part", _links(hits, "part"))
+            return TurnMatch("template", _links(hits, "template"), ambiguous=_several(hits))
+        pieces = [kept(piece) for piece in self._part(norm)]
+        if pieces and all(pieces):
+            hits = [hit for piece in pieces for hit in piece]
+            ambiguous = any(_several(piece) for piece in pieces)
+            return TurnMatch("part", _links(hits, "part"), ambiguous=ambiguous)
         return None
 
     def _unwrap(self, norm: str) -> Iterable[tuple[str | None, str]]:
@@ -271,16 +280,17 @@ class Matcher:
                 return both
         return []
 
-    def _part(self, norm: str) -> list[Hit]:
+    def _part(self, norm: str) -> list[list[Hit]]:
+        """The hits of each piece the text is made of (empty when it is not made of pieces)."""
         text = _MARKERS.sub("\n\n", norm)
         whole = segment_key(text)
         if len(whole) >= MIN_SEGMENT_CHARS:
             hits = self._piece(whole)
             if hits:
-                return hits
+                return [hits]
         # Cover: every substantial paragraph (or, failing that, each of its lines) linked.
         total = covered = 0
-        found: list[Hit] = []
+        found: list[list[Hit]] = []
         for paragraph in _PARAGRAPH_BREAK.split(text):
             folded = segment_key(paragraph)
             if not folded:
@@ -291,7 +301,7 @@ class Matcher:
             hits = self._piece(folded) or self._piece(normalize_output(paragraph))
             if hits:
                 covered += len(folded)
-                found.extend(hits)
+                found.append(hits)
                 continue
             lines = [line for line in paragraph.split("\n") if line.strip()]
             if len(lines) < 2:
@@ -304,7 +314,7 @@ class Matcher:
                 if not hits:
                     return []
                 covered += len(piece)
-                found.extend(hits)
+                found.append(hits)
         if not found or covered < _COVER_SHARE * total:
             return []
         return found

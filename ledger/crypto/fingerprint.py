@@ -38,8 +38,9 @@ Version 1, in full:
 - ``sketch`` / ``reasoning_sketch``: a one-permutation MinHash (Li, Owen and Zhang, NIPS 2012)
   of word shingles, densified by rotation (Shrivastava and Li, ICML 2014). Words are the
   ``\\w+`` runs of the case-folded text (so truecasing and punctuation edits do not move the
-  sketch), shingles are :data:`SHINGLE_WORDS` consecutive words (a text with fewer words is one
-  shingle), at most :data:`MAX_SHINGLES` of them from the start. Each distinct shingle is
+  sketch), shingles are :data:`SHINGLE_WORDS` = 2 consecutive words (a text with fewer words is
+  one shingle; pairs rather than triples because one edited word then costs two shingles, not
+  three, and a 30-word answer with two words changed still scores about 0.75), at most :data:`MAX_SHINGLES` of them from the start. Each distinct shingle is
   hashed with keyed BLAKE2b-64; the top 6 bits choose one of :data:`SKETCH_SIZE` = 64 bins, the
   remaining 58 bits compete for the bin's minimum, and the top 32 of those bits are kept. An
   empty bin takes the value of the next non-empty bin to its right (cyclically), shifted by its
@@ -95,7 +96,7 @@ FINGERPRINT_VERSION = 1
 FINGERPRINT_BYTES = 16
 MAX_SEGMENTS = 64
 MIN_SEGMENT_CHARS = 20
-SHINGLE_WORDS = 3
+SHINGLE_WORDS = 2
 MAX_SHINGLES = 4_096
 SKETCH_SIZE = 64
 

@@ -61,7 +61,7 @@ def test_known_answers() -> None:
     record = output_record(key, _ANSWER, None)
     assert record["fv"] == FINGERPRINT_VERSION == 1
     assert record["answer"] == _reference_fingerprint(key, _ANSWER)
-    assert record["sketch"][:16] == "sUyThBMVGdNlH4bD"
+    assert record["sketch"][:16] == "bV0ehs8lpNXdekr8"
 
 
 def test_record_fields() -> None:
