@@ -14,11 +14,19 @@ Invariants:
   the SDK client runs on a legacy ``httpx`` client. ``httpx2.alias_httpx()`` is never called.
 - A google-genai client gets both a sync and an async recording transport, so its ``.aio`` side
   never falls back to aiohttp (which no transport sees).
+- ``content`` and ``durability`` not given default to the ledger's ``default_content`` and
+  ``default_durability`` (``ledger.open()`` sets them from ``LEDGER_CONTENT`` and
+  ``LEDGER_DURABILITY``); this module reads no environment itself.
+- An ``openai`` client whose host the ledger does not know (and ``hosts`` does not name) is
+  recorded as provider ``unknown``: many servers speak OpenAI's format, so the SDK proves
+  nothing. ``wrap`` logs one warning per client (logger ``ledger.recorder``) naming the host and
+  the ``hosts=`` argument that fixes it.
 """
 
 from __future__ import annotations
 
 import importlib
+import logging
 from collections.abc import Iterable, Mapping
 from typing import Any, Literal, TypeVar, cast, overload
 
@@ -29,11 +37,14 @@ from ledger.errors import InputError
 from ledger.recorder.core import Content, Durability, Recorder
 from ledger.recorder.httpx import AsyncRecordingTransport, RecordingTransport
 from ledger.recorder.httpx2 import AsyncHttpx2RecordingTransport, Httpx2RecordingTransport
+from ledger.recorder.providers import provider_for_host
 from ledger.recorder.sinks import LedgerLike
 
 __all__ = ["recording_client", "wrap"]
 
 C = TypeVar("C")
+
+_log = logging.getLogger("ledger.recorder")
 
 # What each SDK speaks, when its host says nothing. The openai SDK is deliberately absent: it
 # is the common client of many OpenAI-compatible servers, so its class proves nothing about who
@@ -44,6 +55,31 @@ _SDK_PROVIDERS = {"anthropic": "anthropic", "genai": "gcp.gemini"}
 def _open_default() -> LedgerLike:
     # Imported at call time: the top-level package re-exports this module.
     return cast(LedgerLike, importlib.import_module("ledger").open())
+
+
+def _options(
+    lg: LedgerLike, content: Content | None, durability: Durability | None
+) -> tuple[Content, Durability]:
+    """The content and durability to record with: given ones, else the ledger's defaults."""
+    default_content: Content = getattr(lg, "default_content", "hash")
+    default_durability: Durability = getattr(lg, "default_durability", "async")
+    return content or default_content, durability or default_durability
+
+
+def _warn_if_unknown_host(client: Any, hosts: Mapping[str, str] | None) -> None:
+    base_url = getattr(client, "base_url", None)
+    host = getattr(base_url, "host", None)
+    if not isinstance(host, str) or not host:
+        return
+    if provider_for_host(host, hosts=hosts) != "unknown":
+        return
+    _log.warning(
+        "ledger: calls of this openai client to %s are recorded as provider 'unknown' and "
+        "cannot be judged against any provider's terms; if you know who answers there, say "
+        "so: ledger.wrap(client, hosts={%r: 'openai'}) (or the provider's name)",
+        host,
+        host,
+    )
 
 
 def _sdk_of(client: object) -> tuple[str, bool]:
@@ -71,7 +107,7 @@ def wrap(
     purpose: str | None = None,
     dataset: str | None = None,
     tags: Iterable[str] = (),
-    durability: Durability = "async",
+    durability: Durability | None = None,
     content: Content | None = None,
     hosts: Mapping[str, str] | None = None,
 ) -> C:
@@ -85,10 +121,13 @@ def wrap(
         dataset: Dataset the outputs are for.
         tags: Free labels.
         durability: ``"async"`` never waits for the database; ``"sync"`` waits for each commit
-            and raises ``RecordingError`` if it fails.
-        content: ``"full"`` also stores prompts and outputs; default ``"hash"``.
+            and raises ``RecordingError`` if it fails. Default: the ledger's
+            ``default_durability`` (``LEDGER_DURABILITY``, else ``"async"``).
+        content: ``"full"`` also stores prompts and outputs. Default: the ledger's
+            ``default_content`` (``LEDGER_CONTENT``, else ``"hash"``).
         hosts: Host-to-provider map for servers the ledger does not know
-            (``{"vllm.internal": "self-hosted"}``).
+            (``{"vllm.internal": "self-hosted"}``). An openai client on an unknown host is
+            recorded as provider ``unknown``, with one logged warning.
 
     Returns:
         A client of the same type; ``client`` itself is unchanged.
@@ -101,16 +140,20 @@ def wrap(
         >>> client.chat.completions.create(model="gpt-4.1", messages=[...])  # doctest: +SKIP
     """
     sdk, is_async = _sdk_of(client)
+    lg = ledger if ledger is not None else _open_default()
+    content, durability = _options(lg, content, durability)
     recorder = Recorder(
-        ledger if ledger is not None else _open_default(),
+        lg,
         purpose=purpose,
         dataset=dataset,
         tags=tags,
-        content=content or "hash",
+        content=content,
         durability=durability,
         provider_hint=_SDK_PROVIDERS.get(sdk),
         hosts=hosts,
     )
+    if sdk == "openai":
+        _warn_if_unknown_host(client, hosts)
     if sdk == "genai":
         return cast(C, _wrap_genai(client, recorder))
     return cast(C, _wrap_stainless(client, sdk, is_async, recorder))
@@ -213,7 +256,7 @@ def recording_client(
     purpose: str | None = ...,
     dataset: str | None = ...,
     tags: Iterable[str] = ...,
-    durability: Durability = ...,
+    durability: Durability | None = ...,
     content: Content | None = ...,
     hosts: Mapping[str, str] | None = ...,
     provider_hint: str | None = ...,
@@ -228,7 +271,7 @@ def recording_client(
     purpose: str | None = ...,
     dataset: str | None = ...,
     tags: Iterable[str] = ...,
-    durability: Durability = ...,
+    durability: Durability | None = ...,
     content: Content | None = ...,
     hosts: Mapping[str, str] | None = ...,
     provider_hint: str | None = ...,
@@ -243,7 +286,7 @@ def recording_client(
     purpose: str | None = ...,
     dataset: str | None = ...,
     tags: Iterable[str] = ...,
-    durability: Durability = ...,
+    durability: Durability | None = ...,
     content: Content | None = ...,
     hosts: Mapping[str, str] | None = ...,
     provider_hint: str | None = ...,
@@ -258,7 +301,7 @@ def recording_client(
     purpose: str | None = ...,
     dataset: str | None = ...,
     tags: Iterable[str] = ...,
-    durability: Durability = ...,
+    durability: Durability | None = ...,
     content: Content | None = ...,
     hosts: Mapping[str, str] | None = ...,
     provider_hint: str | None = ...,
@@ -272,7 +315,7 @@ def recording_client(
     purpose: str | None = None,
     dataset: str | None = None,
     tags: Iterable[str] = (),
-    durability: Durability = "async",
+    durability: Durability | None = None,
     content: Content | None = None,
     hosts: Mapping[str, str] | None = None,
     provider_hint: str | None = None,
@@ -287,12 +330,14 @@ def recording_client(
         >>> http = ledger.recording_client(package="httpx", purpose="research")  # doctest: +SKIP
         >>> http.post("https://api.openai.com/v1/embeddings", json={...})  # doctest: +SKIP
     """
+    lg = ledger if ledger is not None else _open_default()
+    content, durability = _options(lg, content, durability)
     recorder = Recorder(
-        ledger if ledger is not None else _open_default(),
+        lg,
         purpose=purpose,
         dataset=dataset,
         tags=tags,
-        content=content or "hash",
+        content=content,
         durability=durability,
         provider_hint=provider_hint,
         hosts=hosts,

@@ -2,7 +2,8 @@
 
 Invariants:
 
-- Listens on 127.0.0.1 only; stdlib only (importable from tests, runnable as a script).
+- Listens on 127.0.0.1 only; stdlib only (importable from tests, runnable as a script). As a
+  script it prints ``PORT <n>`` first, then each SDK's base URL and the ``hosts=`` line.
 - Bodies are deterministic functions of the request: the requested model is echoed, ``n``
   (OpenAI) or ``generationConfig.candidateCount`` (Gemini) choices are produced, and the text of
   choice ``i`` is the concatenation of ``"c{i}w{k} "`` for ``k`` in ``range(chunks)``, streamed
@@ -858,6 +859,26 @@ class FakeProviderServer:
         self.stop()
 
 
+def usage_lines(server: FakeProviderServer) -> str:
+    """How to point each SDK at ``server``, and the ``hosts=`` a wrapped openai client needs.
+
+    The anthropic and google-genai SDKs speak one provider's API, so ``wrap`` names the provider
+    from the SDK; an openai client on a host the ledger does not know is recorded as
+    ``unknown`` unless ``hosts`` says who answers there.
+    """
+    return "\n".join(
+        (
+            f"openai     openai.OpenAI(base_url={server.openai_base_url!r}, api_key='sk-test')",
+            f"anthropic  anthropic.Anthropic(base_url={server.anthropic_base_url!r}, "
+            "api_key='sk-test')",
+            "gemini     genai.Client(api_key='test', "
+            f"http_options=types.HttpOptions(base_url={server.gemini_base_url!r}))",
+            "hosts      ledger.wrap(client, hosts={'127.0.0.1': 'openai'})  "
+            "# for the openai client: this host alone does not say who answers",
+        )
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the fake in the foreground, printing ``PORT <n>`` first."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
@@ -871,6 +892,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     print(f"PORT {server.port}", flush=True)
+    print(usage_lines(server), flush=True)
     try:
         server.serve_forever()
     finally:

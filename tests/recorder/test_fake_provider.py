@@ -194,7 +194,7 @@ def test_other_routes(fake_provider: FakeProviderServer) -> None:
     assert response.status == 404
 
 
-def test_runs_as_a_script_and_prints_its_port() -> None:
+def test_runs_as_a_script_and_prints_its_port_and_base_urls() -> None:
     proc = subprocess.Popen(
         [sys.executable, "-m", "ledger.testing", "--port", "0"],
         stdout=subprocess.PIPE,
@@ -206,6 +206,12 @@ def test_runs_as_a_script_and_prints_its_port() -> None:
         first = proc.stdout.readline().split()
         assert first[0] == "PORT"
         port = int(first[1])
+        usage = {line.split()[0]: line for line in (proc.stdout.readline() for _ in range(4))}
+        base = f"http://127.0.0.1:{port}"
+        assert f"base_url='{base}/v1'" in usage["openai"]
+        assert f"base_url='{base}'" in usage["anthropic"]
+        assert f"HttpOptions(base_url='{base}')" in usage["gemini"]
+        assert "hosts={'127.0.0.1': 'openai'}" in usage["hosts"]
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
         conn.request("POST", "/v1/messages", json.dumps({"model": "claude-x"}))
         response = conn.getresponse()
