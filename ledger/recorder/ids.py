@@ -54,12 +54,13 @@ def _lookup(ids: list[str]) -> str | None:
 
 
 def _header(obj: object) -> str | None:
-    headers = getattr(obj, "headers", None)
-    if headers is None:
+    headers = _attribute(obj, "headers")
+    getter = _attribute(headers, "get") if headers is not None else None
+    if not callable(getter):
         return None
     try:
-        value = headers.get(ENTRY_ID_HEADER)
-    except (AttributeError, TypeError):
+        value = getter(ENTRY_ID_HEADER)
+    except Exception:  # a foreign headers object: no answer rather than an error
         return None
     if value is None and isinstance(headers, Mapping):
         # google-genai keeps headers in a plain dict whose names keep the wire's case.
@@ -71,22 +72,26 @@ def _holders(obj: object) -> list[object]:
     """``obj`` and the objects hanging off it that may hold the HTTP response headers."""
     out = [obj]
     for name in ("http_response", "response", "sdk_http_response", "_response"):
-        inner = getattr(obj, name, None)
+        inner = _attribute(obj, name)
         if inner is not None and not callable(inner):
             out.append(inner)
-            deeper = getattr(inner, "http_response", None)
+            deeper = _attribute(inner, "http_response")
             if deeper is not None:
                 out.append(deeper)
     return out
 
 
+def _attribute(obj: object, name: str) -> object:
+    try:
+        return getattr(obj, name, None)
+    except Exception:  # a property of a foreign object may raise anything: not ours
+        return None
+
+
 def _known_ids(obj: object) -> list[str]:
     ids = []
     for name in ("_request_id", "id", "response_id"):
-        try:
-            value = getattr(obj, name, None)
-        except Exception:  # a property of a foreign object may raise anything: not ours
-            value = None
+        value = _attribute(obj, name)
         if isinstance(value, str) and value:
             ids.append(value)
     return ids

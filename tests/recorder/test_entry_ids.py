@@ -133,6 +133,17 @@ def test_unrecorded_objects_have_no_entry_id(fake_provider: FakeProviderServer) 
     )
     assert ledger.entry_id(object()) is None
     assert ledger.entry_id({"id": "x"}) is None
+
+    class Hostile:
+        @property
+        def headers(self) -> object:
+            raise RuntimeError("no")
+
+        @property
+        def id(self) -> str:
+            raise RuntimeError("no")
+
+    assert ledger.entry_id(Hostile()) is None
     plain.close()
 
 
