@@ -242,7 +242,8 @@ def _container(path: Path, forced: str | None) -> str:
     if forced is not None:
         return forced
     if path.is_dir():
-        if (path / "dataset_info.json").exists() or (path / "state.json").exists():
+        markers = ("dataset_info.json", "state.json", "dataset_dict.json")
+        if any((path / name).exists() for name in markers):
             return "hf"
         raise InputError(f"{path} is a folder but not a saved Hugging Face dataset")
     suffix = path.suffix.lower()
@@ -277,15 +278,22 @@ def _json_rows(path: Path) -> Iterator[tuple[int, object]]:
 def _csv_rows(path: Path) -> Iterator[tuple[int, object]]:
     delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
     with path.open(encoding="utf-8", newline="") as handle:
-        reader = csv.DictReader(handle, delimiter=delimiter)
-        line = reader.line_num + 1
+        reader = csv.reader(handle, delimiter=delimiter)
         try:
-            for row in reader:
-                if None in row:  # more cells than the header names
-                    yield line, _RowError("the row has more cells than the header")
-                else:
-                    yield line, _decode_cells(row)
-                line = reader.line_num + 1
+            header = next(reader, None)
+            if header is None:
+                return
+            while True:
+                start = reader.line_num + 1  # a quoted cell may span lines: report the first
+                cells = next(reader, None)
+                if cells is None:
+                    return
+                if not any(cells):
+                    continue
+                if len(cells) > len(header):
+                    yield start, _RowError("the row has more cells than the header")
+                    continue
+                yield start, _decode_cells(dict(zip(header, cells, strict=False)))
         except csv.Error as exc:
             yield reader.line_num, _RowError(f"not valid CSV: {exc}")
 
