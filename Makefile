@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | $(PYTHON) -c "import hashlib,sys;print(hashlib.sha256(sys.stdin.buffer.read()).hexdigest()[:12])")
 
-.PHONY: demo test bench clean
+.PHONY: demo test lint typecheck wheel-smoke startup-bench bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -19,12 +19,20 @@ demo: $(STAMP)
 	$(BIN)/ledger demo
 
 ## Install what is needed, then lint, type-check and run the whole test suite.
-test: $(STAMP)
-	$(BIN)/ruff check ledger tests bench migrations
-	$(BIN)/ruff format --check ledger tests bench migrations
-	$(BIN)/mypy
+test: lint typecheck
 	$(BIN)/ledger policy lint
 	$(BIN)/pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check ledger tests bench migrations
+	$(BIN)/ruff format --check ledger tests bench migrations
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+## Build the wheel, install it into a fresh virtualenv and run the demo and verify from it.
+wheel-smoke:
+	PYTHON=$(PYTHON) bash .ci/wheel-smoke
 
 ## Benchmarks (figures in BENCHMARKS.md): the ledger core at 1M entries, then the recorder.
 bench: $(STAMP)

@@ -21,6 +21,7 @@ from ledger.cli._common import (
 )
 from ledger.crypto.note import Checkpoint, NoteVerifier, open_note, verify_checkpoint
 from ledger.errors import CheckpointError, InputError, LedgerError
+from ledger.vocabulary import resolve_provider
 
 if TYPE_CHECKING:
     from ledger._ledger import Ledger
@@ -230,7 +231,8 @@ def entries_list(
     """List entries (JSON: one signed entry per line with its leaf_index)."""
     with open_ledger() as lg:
         shown = 0
-        for stored in lg.entries(start, provider=provider, dataset=dataset):
+        wanted = resolve_provider(provider) if provider is not None else None
+        for stored in lg.entries(start, provider=wanted, dataset=dataset):
             if limit is not None and shown >= limit:
                 break
             if json_out:

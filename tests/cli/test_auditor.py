@@ -469,3 +469,21 @@ def test_version(tmp_path: Path) -> None:
     assert out.strip() == f"distill-ledger {ledger.__version__}"
     code, out, _ = cli("--json", "--version")
     assert json.loads(out)["version"] == ledger.__version__
+
+
+# -- 15. provider aliases in filters ---------------------------------------------------------
+
+
+def test_entry_filters_take_provider_aliases(tmp_path: Path) -> None:
+    home = tmp_path / "team"
+    with ledger.open(home=home) as lg:
+        lg.append_many([{"provider": "x_ai", "n": 1}, {"provider": "openai", "n": 2}])
+    code, out, _ = cli("--home", str(home), "entries", "list", "--provider", "xai", "--json")
+    assert code == 0
+    assert [json.loads(line)["body"]["n"] for line in out.splitlines()] == [1]
+    code, _, err = cli("--home", str(home), "entries", "list", "--provider", "xaii")
+    assert code == 2
+    assert "did you mean" in one_line(err)
+    code, _, err = cli("--home", str(home), "audit", "conduct", "--provider", "xaii")
+    assert code == 2
+    assert "did you mean" in one_line(err)
