@@ -909,7 +909,10 @@ def test_verdict_table(case: Case) -> None:
 
 
 _LICENCES_CASED_ELSEWHERE = frozenset(
-    {"falcon", "glm", "gpt-oss", "kimi", "minimax", "nvidia-open-model", "olmo", "phi"}
+    {
+        *("falcon", "glm", "gpt-oss", "granite", "internlm", "kimi", "minimax"),
+        *("nvidia-open-model", "olmo", "phi", "yi"),
+    }
 )
 
 
