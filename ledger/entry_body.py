@@ -26,8 +26,8 @@ Invariants:
 Nothing here performs I/O; this module sits below every layer (like ``ledger.vocabulary``).
 """
 
-from __future__ import annotations
-
+# No ``from __future__ import annotations`` here: TypedDict reads ``NotRequired`` from evaluated
+# annotations only (Python 3.11), and __required_keys__ must be right (a test checks bodies).
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -157,6 +157,7 @@ class EntryBody(TypedDict):
     content_encoding: NotRequired[str | None]
     content: NotRequired[dict[str, Any]]
     facts: NotRequired[dict[str, Any]]
+    ledger_id: NotRequired[str]  # sealed (spooled) entries: the install id they were signed for
 
 
 # --------------------------------------------------------------------------- the reader

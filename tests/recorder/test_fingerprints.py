@@ -26,7 +26,7 @@ from google.genai import types
 import ledger
 from ledger.crypto.canonical import canonical_json, normalize_output
 from ledger.crypto.fingerprint import dataset_key, fingerprint, output_record
-from ledger.entry_body import ENTRY_VERSION
+from ledger.entry_body import ENTRY_VERSION, EntryBody
 from ledger.log.keyring import FINGERPRINT_FILE, Keyring, _ensure_fingerprint_secret
 from ledger.recorder import Recorder, wrap
 from ledger.testing.fake_provider import THOUGHT, FakeProviderServer, expected_text
@@ -260,3 +260,25 @@ def test_a_ledger_without_fingerprint_key_records_without_outputs(
     assert "outputs" not in body
     assert "output_sha256" not in body
     assert "without output fingerprints" in caplog.text
+
+
+def test_recorded_bodies_have_the_typed_shape(
+    fake_provider: FakeProviderServer, lg: ledger.Ledger
+) -> None:
+    """What the recorder writes is exactly ``EntryBody``: every required field, nothing unknown."""
+    bare = openai.OpenAI(base_url=fake_provider.openai_base_url, api_key=API_KEY, max_retries=0)
+    with wrap(bare, ledger=lg, purpose="evaluate", durability="sync") as client:
+        client.chat.completions.create(model="m", messages=CHAT)
+        for _ in client.chat.completions.create(model="m", messages=CHAT, stream=True):
+            pass
+        client.embeddings.create(model="e", input="x")
+        with pytest.raises(openai.RateLimitError):
+            client.chat.completions.create(
+                model="m", messages=CHAT, extra_headers={"x-fake-status": "429"}
+            )
+    recorded = bodies(lg)
+    assert len(recorded) == 4
+    known = EntryBody.__required_keys__ | EntryBody.__optional_keys__
+    for body in recorded:
+        assert EntryBody.__required_keys__ <= set(body), EntryBody.__required_keys__ - set(body)
+        assert set(body) <= known, set(body) - known
