@@ -54,13 +54,25 @@ def _policies(paths: list[Path] | None) -> PolicySet:
     return load_policies(paths) if paths else default_policies()
 
 
+def _provider(policies: PolicySet, name: str) -> str:
+    """The provider slug ``name`` stands for.
+
+    A slug that a loaded policy governs is taken as written, so files given with
+    ``--policies`` may name providers of their own (a self-configured host, say); anything
+    else goes through :func:`resolve_provider`, which knows the aliases and raises
+    InputError with a did-you-mean for a typo.
+    """
+    if policies.for_provider(name):
+        return name
+    return resolve_provider(name)
+
+
 def _find(policies: PolicySet, name: str) -> list[PolicyFile]:
     """The policy with id ``name``, else the policies governing provider ``name`` (or alias)."""
     found = policies.get(name)
     if found is not None:
         return [found]
-    # An unknown name raises InputError with a did-you-mean over provider names and aliases.
-    slug = resolve_provider(name)
+    slug = _provider(policies, name)
     chosen = policies.for_provider(slug)
     if not chosen:
         raise InputError(f"no policy governs provider {slug!r}")
@@ -123,13 +135,17 @@ def show(
             until = version.effective_until or "now"
             typer.echo(
                 f"\n  version {version.id}: {version.effective_from} .. {until} "
-                f"(date {version.date_basis}, confidence {version.date_confidence})"
+                f"(date {version.date_basis}, confidence {version.date_confidence}"
+                f"{' UNVERIFIED' if version.date_confidence in ('S', 'U') else ''})"
             )
             if version.models:
                 typer.echo(f"    models: {', '.join(version.models)}")
             for doc in version.documents:
                 mark = " UNVERIFIED" if doc.confidence in ("S", "U") else ""
                 typer.echo(f"    source {doc.id}: {doc.title} [{doc.confidence}{mark}] {doc.url}")
+                if doc.evidence:
+                    # Where the text was read, so a reviewer can repeat the check.
+                    typer.echo(f"      read from: {doc.evidence}")
             for rule in version.rules:
                 subject = (
                     f"conduct {rule.conduct}" if rule.conduct else ", ".join(rule.purposes or [])
@@ -248,16 +264,16 @@ def check(
     profile_path = facts_file or current_settings().facts_file
     profile = load_facts_file(profile_path) if profile_path else DeclaredFacts()
     declared = profile.merged(DeclaredFacts.parse_pairs(fact or []))
+    policy_set = _policies(policies)
     call = CallFacts.model_validate(
         {
-            "provider": resolve_provider(provider),
+            "provider": _provider(policy_set, provider),
             "model": model,
             "at": when,
             "host": host,
             "output_modality": modality,
         }
     )
-    policy_set = _policies(policies)
     verdict = evaluate(call, purpose, declared, policies=policy_set)
     if as_json:
         print_json(verdict.to_dict() | {"disclaimer": DISCLAIMER})

@@ -171,10 +171,13 @@ def export_odrl(policies: PolicySet, policy_id: str | None = None) -> list[dict[
         chosen = list(policies.policies)
     else:
         found = policies.get(policy_id)
-        # Not a policy id: a provider slug or alias (resolve_provider raises for a typo).
-        chosen = (
-            [found] if found is not None else policies.for_provider(resolve_provider(policy_id))
-        )
+        if found is not None:
+            chosen = [found]
+        else:
+            # A slug some loaded policy governs, else an alias (resolve_provider raises on a typo).
+            chosen = policies.for_provider(policy_id) or policies.for_provider(
+                resolve_provider(policy_id)
+            )
         if not chosen:
             raise InputError(f"no policy or provider named {policy_id!r}")
     return [version_to_odrl(p, v) for p in chosen for v in p.versions]

@@ -56,6 +56,10 @@ def test_show_by_provider_slug_and_json() -> None:
     code, out, _ = run("show", "cohere")
     assert code == 0
     assert "UNVERIFIED" in out
+    code, out, _ = run("show", "openai")
+    assert code == 0
+    assert "read from: OTA-old OpenAI/Terms of Service.md, commit a1da2dc" in out
+    assert "[S UNVERIFIED]" in out  # the Business Terms text was not read
     assert "not legal advice" in out
 
 
@@ -288,3 +292,24 @@ def test_diff_bad_input_exits_2(args: list[str], message: str) -> None:
     assert code == 2
     assert out == ""
     assert message in err
+
+
+def test_check_takes_a_provider_slug_of_custom_policies(tmp_path: Path) -> None:
+    # A team's own policy file may govern a provider the shipped vocabulary does not know.
+    custom = tmp_path / "inhouse.yaml"
+    custom.write_text(
+        "id: inhouse\ntitle: In-house gateway terms\nlayer: terms\nassigner: Us\n"
+        "assigner_url: https://us.example\nproviders: [inhouse-gw]\nversions:\n"
+        "  - id: v1\n    effective_from: 2025-01-01\n    date_basis: effective\n"
+        "    date_confidence: P\n    documents:\n"
+        "      - {id: d, title: t, url: https://us.example/t, confidence: P, evidence: ours}\n"
+        "    rules: []\n",
+        encoding="utf-8",
+    )
+    args = ["--purpose", "evaluate", "--at", "2025-06-01", "--policies", str(custom), "--json"]
+    code, out, err = run("check", "inhouse-gw", "m1", *args)
+    assert code == 0, err
+    assert json.loads(out)["call"]["provider"] == "inhouse-gw"
+    code, _, err = run("check", "inhouse-gww", "m1", *args)
+    assert code == 2
+    assert "unknown provider 'inhouse-gww'" in err
