@@ -70,11 +70,15 @@ class Settings(BaseSettings):
     )
 
     # --- recorder --------------------------------------------------------------------------
+    # Carried by the Ledger that ledger.open() builds (default_content, default_durability) and
+    # used by wrap()/recording_client() when no argument is given.
     content: Literal["hash", "full"] = Field(
-        default="hash", description="Store prompts and outputs ('full') or only their hashes."
+        default="hash",
+        description="wrap() default: store prompts and outputs ('full') or only their hashes.",
     )
     durability: Literal["async", "sync"] = Field(
-        default="async", description="Whether a recorded call waits for its entry to commit."
+        default="async",
+        description="wrap() default: whether a recorded call waits for its entry to commit.",
     )
 
     # --- conduct detectors (ledger audit conduct; owned by ledger/policy/conduct/) ----------

@@ -146,6 +146,7 @@ class AsyncSink:
         self._retry_lock = threading.Lock()  # one retry at a time (thread or flush)
         self._retrier: threading.Thread | None = None
         self._episode_since: float | None = None
+        self._spooled_since_ok = 0  # entries spooled since the last commit (for the log)
         #: True while ``max_held`` entries are held: the recorder then waits for room.
         self.saturated = False
         _sinks.add(self)
@@ -167,6 +168,14 @@ class AsyncSink:
         if exc is None and not future.cancelled():
             with self._lock:
                 self._pending.pop(entry_id, None)
+                spooled, self._spooled_since_ok = self._spooled_since_ok, 0
+            if spooled:
+                _log.warning(
+                    "ledger available again; %d entries were spooled to %s meanwhile: "
+                    "replay them with `ledger spool flush`",
+                    spooled,
+                    self.spool.directory,
+                )
             return
         self._spool(entry_id, exc)
 
@@ -176,12 +185,16 @@ class AsyncSink:
         if body is None:
             return  # already spooled by flush
         if self._spool_bodies([body]):
-            _log.warning(
-                "ledger unavailable (%s); entry %s spooled to %s",
-                type(exc).__name__ if exc else "cancelled",
-                entry_id,
-                self.spool.directory,
-            )
+            with self._lock:
+                self._spooled_since_ok += 1
+                first = self._spooled_since_ok == 1
+            if first:  # one line per outage, not one per entry
+                _log.warning(
+                    "ledger unavailable (%s: %s); spooling entries to %s until it is back",
+                    type(exc).__name__ if exc else "cancelled",
+                    exc,
+                    self.spool.directory,
+                )
 
     def _spool_bodies(self, bodies: Sequence[Mapping[str, Any]]) -> bool:
         """Seal and spool ``bodies``; hold them for retry if that fails. True if spooled."""
@@ -513,6 +526,7 @@ def _after_fork_in_child() -> None:
         sink.saturated = False
         sink._pending.clear()
         sink._held.clear()  # the parent's to retry, not ours
+        sink._spooled_since_ok = 0
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -10,12 +10,10 @@ from __future__ import annotations
 import base64
 import json
 import os
-import socket
 import sqlite3
 import subprocess
 import sys
 import textwrap
-import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,6 +27,7 @@ import ledger
 from ledger.errors import RecordingError, StoreError
 from ledger.recorder import Spool, flush, wrap
 from ledger.testing.fake_provider import FakeProviderServer
+from tests.recorder import storm
 from tests.recorder.helpers import API_KEY, HOSTS, open_ledger
 
 MESSAGES: list[Any] = [{"role": "user", "content": "hi"}]
@@ -194,63 +193,6 @@ def test_read_only_sqlite_file_recovers_once_writable(
 # --- PostgreSQL ------------------------------------------------------------------------------
 
 
-class _Forwarder:
-    """A localhost TCP forwarder to PostgreSQL that can be cut (and restored on the same port)."""
-
-    def __init__(self, host: str, port: int) -> None:
-        self.target = (host, port)
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
-        self.conns: list[socket.socket] = []
-        self.up = True
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return
-            if not self.up:
-                client.close()
-                continue
-            upstream = socket.create_connection(self.target)
-            self.conns += [client, upstream]
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
-
-    @staticmethod
-    def _pipe(src: socket.socket, dst: socket.socket) -> None:
-        try:
-            while data := src.recv(65536):
-                dst.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for s in (src, dst):
-                try:
-                    s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-
-    def cut(self) -> None:
-        self.up = False
-        for conn in self.conns:
-            try:
-                conn.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            conn.close()
-        self.conns.clear()
-
-    def restore(self) -> None:
-        self.up = True
-
-    def close(self) -> None:
-        self.cut()
-        self.listener.close()
-
-
 @pytest.mark.postgres
 def test_unreachable_postgres(fake_provider: FakeProviderServer, tmp_path: Path) -> None:
     base = os.environ.get("LEDGER_TEST_POSTGRES_URL")
@@ -263,7 +205,7 @@ def test_unreachable_postgres(fake_provider: FakeProviderServer, tmp_path: Path)
     plain = base.replace("postgresql+psycopg://", "postgresql://")
     with psycopg.connect(plain, autocommit=True) as conn:
         conn.execute(f'CREATE SCHEMA "{schema}"')
-    forwarder = _Forwarder(parts.hostname or "127.0.0.1", parts.port or 5432)
+    forwarder = storm.Forwarder(parts.hostname or "127.0.0.1", parts.port or 5432)
     netloc = f"{parts.username}@127.0.0.1:{forwarder.port}"
     url = f"{parts.scheme}://{netloc}{parts.path}?options=-csearch_path%3D{schema}"
     lg = ledger.open(url, home=tmp_path)
@@ -294,6 +236,31 @@ def test_unreachable_postgres(fake_provider: FakeProviderServer, tmp_path: Path)
         forwarder.close()
         with psycopg.connect(plain, autocommit=True) as conn:
             conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+#: Outage length of the PostgreSQL outage test; ``bench/durability.py`` runs it with 20 s.
+OUTAGE_SECONDS = float(os.environ.get("LEDGER_TEST_OUTAGE_SECONDS", "3"))
+
+
+@pytest.mark.postgres
+def test_postgres_outage_loses_and_duplicates_nothing(
+    fake_provider: FakeProviderServer, tmp_path: Path
+) -> None:
+    base = os.environ.get("LEDGER_TEST_POSTGRES_URL")
+    if not base:
+        pytest.skip("LEDGER_TEST_POSTGRES_URL is not set")
+    schema = storm.new_postgres_schema(base)
+    try:
+        result = storm.postgres_outage(
+            base, schema, tmp_path, fake_provider.openai_base_url, OUTAGE_SECONDS
+        )
+    finally:
+        storm.drop_postgres_schema(base, schema)
+    assert result.spooled > 0  # the outage was real: calls went on, their entries waited
+    assert result.replayed == result.spooled
+    assert result.lost == 0, storm.describe(result)
+    assert result.duplicated == 0, storm.describe(result)
+    assert len(result.stored) == len(result.returned)
 
 
 # --- interpreter exit --------------------------------------------------------------------------
