@@ -79,6 +79,15 @@ def _find(policies: PolicySet, name: str) -> list[PolicyFile]:
     return chosen
 
 
+def _confidence_counts(policy: PolicyFile) -> dict[str, int]:
+    """Rule entries of every version by confidence (P primary text ... U unverified)."""
+    counts = dict.fromkeys(("P", "C", "S", "U"), 0)
+    for version in policy.versions:
+        for rule in version.rules:
+            counts[rule.confidence] += 1
+    return counts
+
+
 @app.command("list")
 @handle_errors
 def list_policies(as_json: JsonOpt = False, policies: PoliciesOpt = None) -> None:
@@ -97,6 +106,7 @@ def list_policies(as_json: JsonOpt = False, policies: PoliciesOpt = None) -> Non
                 }
                 for v in p.versions
             ],
+            "rules_by_confidence": _confidence_counts(p),
         }
         for p in _policies(policies).policies
     ]
@@ -105,7 +115,9 @@ def list_policies(as_json: JsonOpt = False, policies: PoliciesOpt = None) -> Non
         return
     for row in rows:
         scope = ", ".join(row["providers"]) or "chosen by model id"
-        typer.echo(f"{row['id']:<18} {row['layer']:<12} {scope}")
+        counts = row["rules_by_confidence"]
+        rules = f"{sum(counts.values())} rules, {counts['P']} from primary text"
+        typer.echo(f"{row['id']:<18} {row['layer']:<12} {scope} ({rules})")
         for version in row["versions"]:
             until = version["effective_until"] or "now"
             typer.echo(f"    {version['id']:<46} {version['effective_from']} .. {until}")

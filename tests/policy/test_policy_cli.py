@@ -36,6 +36,9 @@ def test_list_json_and_text() -> None:
     ids = {row["id"] for row in rows}
     assert {"openai", "anthropic", "llama", "gemma", "bedrock", "cohere"} <= ids
     openai = next(row for row in rows if row["id"] == "openai")
+    counts = openai["rules_by_confidence"]
+    assert set(counts) == {"P", "C", "S", "U"}
+    assert counts["P"] > counts["S"] > 0  # the Business Terms rules are reported only
     assert openai["versions"][0] == {
         "id": "tou-2023-03-14",
         "effective_from": "2023-03-14",
