@@ -10,7 +10,8 @@ Invariants:
   has one, are that entry's), ``part`` (the text, or every substantial paragraph or line of it,
   is a recorded segment or output: one call split into rows, or a row assembled from several
   calls), ``near`` (sketch similarity at or above the threshold; resolved later, in a second
-  pass over the ledger, by :class:`NearIndex`), else ``none``.
+  pass over the ledger, by :class:`NearIndex`; only candidates within :data:`NEAR_MARGIN` of
+  the best are kept), else ``none``.
 - Every candidate of the deciding stage is kept (several entries can hold the same output);
   nothing weaker than the deciding stage is reported.
 - Text is normalized by :func:`ledger.crypto.canonical.normalize_output` and folded by the
@@ -55,6 +56,7 @@ __all__ = [
     "DEFAULT_WRAPPERS",
     "MATCH_CLASSES",
     "MIN_NEAR_WORDS",
+    "NEAR_MARGIN",
     "Link",
     "Matcher",
     "NearIndex",
@@ -65,6 +67,9 @@ __all__ = [
 MATCH_CLASSES = ("id", "exact", "template", "part", "near", "none")
 DEFAULT_NEAR_THRESHOLD = 0.6
 MIN_NEAR_WORDS = 8
+# Near candidates within this much of the best one are its equals (about one standard error
+# of a 64-bin estimate near 0.8); those further below are dropped, not reported as ambiguity.
+NEAR_MARGIN = 0.05
 # A row assembled from outputs must have most of its text in linked pieces; short pieces
 # (headings, "Yes.") are too common to count either way.
 _COVER_SHARE = 0.75
