@@ -18,6 +18,7 @@ Example:
 
 from __future__ import annotations
 
+from ledger.policy.diff import PolicyDiff, RuleChange, diff_policy
 from ledger.policy.engine import conduct_rules, evaluate
 from ledger.policy.facts import CallFacts, DeclaredFacts, load_facts_file
 from ledger.policy.loader import PolicySet, lint_paths, load_policies
@@ -31,11 +32,14 @@ __all__ = [
     "DeclaredFacts",
     "DutyRef",
     "LayerResult",
+    "PolicyDiff",
     "PolicySet",
     "Reason",
+    "RuleChange",
     "RuleRef",
     "Verdict",
     "conduct_rules",
+    "diff_policy",
     "evaluate",
     "lint_paths",
     "load_facts_file",
