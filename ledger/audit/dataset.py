@@ -570,8 +570,8 @@ def audit_dataset(
     for (position, turn_number), links in by_turn.items():
         ordered = sorted(links.values(), key=lambda x: (-(x.similarity or 0.0), x.leaf_index))
         # Candidates clearly less similar than the best are not alternatives to it.
-        best = ordered[0].similarity or 0.0
-        ordered = [x for x in ordered if (x.similarity or 0.0) >= best - NEAR_MARGIN]
+        top = ordered[0].similarity or 0.0
+        ordered = [x for x in ordered if (x.similarity or 0.0) >= top - NEAR_MARGIN]
         several = len({link.leaf_index for link in ordered}) > 1
         examples[position][1][turn_number] = TurnMatch("near", tuple(ordered), ambiguous=several)
     return _assemble(run, examples, bad, id_findings, findings, index, files, started)
