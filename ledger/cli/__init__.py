@@ -1,28 +1,36 @@
 """The ``ledger`` command line (Typer).
 
 Exit codes: 0 ok, 1 a check failed, 2 usage or input error (one line on stderr).
+
+Start-up: ``main()`` imports only the command group the arguments name (the policy engine,
+the recorders and the dataset auditor cost most of a second to import, and a read command on
+a small ledger should answer in well under that). ``ledger.cli.app`` (what tests and
+embedders use) has every group.
 """
 
 from __future__ import annotations
 
+import importlib
 import sys
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ledger.cli import audit, log, policy, spool
+from ledger.cli import log
 from ledger.cli._common import print_json, set_overrides
 
-__all__ = ["app", "main"]
+__all__ = ["app", "build_app", "main"]
 
-app = typer.Typer(
-    name="ledger",
-    help="Terms-of-service compliance and provenance ledger for model distillation.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    add_completion=False,
-)
+# Command groups in modules of their own: name -> (module, help).
+_GROUPS = {
+    "policy": ("ledger.cli.policy", "Provider policies: list, show, lint, export, check, diff."),
+    "audit": ("ledger.cli.audit", "Audits of datasets and of conduct across calls."),
+    "spool": ("ledger.cli.spool", "The on-disk spool of entries not yet committed."),
+}
+# Root options that take a value (skipped when looking for the command name).
+_VALUED = {"--home", "--db"}
 
 
 def _print_version(ctx: typer.Context, value: bool) -> None:
@@ -37,7 +45,6 @@ def _print_version(ctx: typer.Context, value: bool) -> None:
     raise typer.Exit(0)
 
 
-@app.callback()
 def _root(
     home: Annotated[
         Path | None,
@@ -65,12 +72,51 @@ def _root(
     set_overrides(home=home, database_url=db)
 
 
-log.register(app)
-app.add_typer(policy.app, name="policy", help="Provider policies: list, show, lint, export, check.")
-app.add_typer(audit.app, name="audit", help="Audits of datasets and of conduct across calls.")
-app.add_typer(spool.app, name="spool", help="The on-disk spool of entries not yet committed.")
+def build_app(groups: Iterable[str] | None = None) -> typer.Typer:
+    """The root ``ledger`` app with the core commands and the named groups (default: all)."""
+    root = typer.Typer(
+        name="ledger",
+        help="Terms-of-service compliance and provenance ledger for model distillation.",
+        no_args_is_help=True,
+        pretty_exceptions_enable=False,
+        add_completion=False,
+    )
+    root.callback()(_root)
+    log.register(root)
+    for name in _GROUPS if groups is None else groups:
+        module, help_text = _GROUPS[name]
+        root.add_typer(importlib.import_module(module).app, name=name, help=help_text)
+    return root
+
+
+def _named_group(args: Sequence[str]) -> list[str] | None:
+    """The group the command line names, [] for a core command, None when unsure (help)."""
+    skip = False
+    for arg in args:
+        if skip:
+            skip = False
+        elif arg in _VALUED:
+            skip = True
+        elif arg == "--version":
+            return []
+        elif arg.startswith("-"):
+            continue
+        else:
+            return [arg] if arg in _GROUPS else [] if arg in log.COMMANDS else None
+    return None
 
 
 def main() -> None:
     """Console-script entry point."""
-    app()
+    build_app(_named_group(sys.argv[1:]))()
+
+
+if not TYPE_CHECKING:
+
+    def __getattr__(name: str) -> object:
+        if name == "app":  # built on first use: importing ledger.cli stays cheap
+            built = globals()["app"] = build_app()
+            return built
+        raise AttributeError(f"module 'ledger.cli' has no attribute {name!r}")
+else:
+    app: typer.Typer

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from ledger._ledger import Ledger
     from ledger.log.verify import VerifyReport
 
-__all__ = ["register"]
+__all__ = ["COMMANDS", "register"]
 
 _PROGRESS_FROM = 20_000  # entries; a smaller log verifies in about a second
 
@@ -42,8 +42,12 @@ proof_app = typer.Typer(help="Inclusion and consistency proofs.", no_args_is_hel
 key_app = typer.Typer(help="Show or rotate the recorder and log keys.", no_args_is_help=True)
 
 
+#: The root-level commands :func:`register` adds.
+COMMANDS = ("init", "verify", "demo", "entries", "checkpoint", "proof", "key")
+
+
 def register(app: typer.Typer) -> None:
-    """Attach the core commands to the root ``ledger`` app."""
+    """Attach the core commands (:data:`COMMANDS`) to the root ``ledger`` app."""
     app.command("init")(init)
     app.command("verify")(verify)
     app.command("demo")(demo)

@@ -359,7 +359,7 @@ def require_schema(engine: Engine) -> str:
             "a read-only open never migrates; run `ledger init` on it (or on a copy) first"
         )
     raise ConfigError(
-        f"database {where} has schema revision {revision}, which this ledger does not know "
+        f"database {where} has schema revision {revision}, newer than this ledger knows "
         f"(newest {head}): upgrade distill-ledger"
     )
 

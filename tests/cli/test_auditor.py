@@ -487,3 +487,28 @@ def test_entry_filters_take_provider_aliases(tmp_path: Path) -> None:
     code, _, err = cli("--home", str(home), "audit", "conduct", "--provider", "xaii")
     assert code == 2
     assert "did you mean" in one_line(err)
+
+
+# -- 18. start-up ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", READ_COMMANDS[:-1], ids=lambda c: " ".join(c))
+def test_core_read_commands_import_no_policy_engine_recorder_or_alembic(
+    tmp_path: Path, command: list[str]
+) -> None:
+    """What start-up costs most (the figures are in BENCHMARKS.md, bench/startup.py)."""
+    build(tmp_path / "team")
+    script = (
+        "import sys\n"
+        "from ledger.cli import main\n"
+        "try:\n    main()\nexcept SystemExit as exc:\n    assert not exc.code, exc.code\n"
+        "heavy = ('ledger.policy', 'ledger.recorder', 'ledger.audit', 'alembic', 'httpx')\n"
+        "sys.stderr.write(repr(sorted(m for m in sys.modules if m.startswith(heavy))))\n"
+    )
+    argv = ["ledger", "--home", str(tmp_path / "team"), *command]
+    proc = subprocess.run(
+        [sys.executable, "-c", f"import sys; sys.argv = {argv!r}\n{script}"],
+        capture_output=True, text=True, check=False, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == "[]"

@@ -54,3 +54,14 @@ def test_forked_child_gets_its_own_writer_and_connections(tmp_path: Path) -> Non
     assert lg.verify().ok
     lg.close()
     _inherited.clear()
+
+
+def test_schema_revisions_constant_matches_the_migrations() -> None:
+    """Read-only opens check the schema without alembic; this keeps their list true."""
+    from alembic.script import ScriptDirectory
+
+    from ledger.log.schema import SCHEMA_REVISIONS, alembic_config
+
+    script = ScriptDirectory.from_config(alembic_config())
+    walked = [rev.revision for rev in script.walk_revisions()]  # newest first
+    assert list(SCHEMA_REVISIONS) == walked[::-1]
