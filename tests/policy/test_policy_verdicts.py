@@ -349,7 +349,7 @@ CASES = [
         "train-model",
         {"distributed": False},
         "allowed",
-        rules=("gemma/gemma-terms-2024-04-01/derivatives-allowed",),
+        rules=("gemma/gemma-terms-2024-02-21/derivatives-allowed",),
     ),
     Case(
         "gemma 4 under apache",
