@@ -9,7 +9,10 @@ Invariants (details in each module):
   ``complete``, ``truncated`` or ``error``.
 - No credential is ever stored, spooled or logged; accounts are HMAC fingerprints.
 - ``durability="async"``: entries are committed or spooled to disk, never dropped, before a
-  normal interpreter exit. ``durability="sync"``: a call returns only once its entry is committed.
+  normal interpreter exit; ``flush()`` returns once every call that returned is committed or
+  spooled, and what neither the ledger nor the spool takes is held and retried while the
+  process lives (``ledger.recorder.sinks``). ``durability="sync"``: a call returns only once its
+  entry is committed.
 
 Example:
     >>> import openai, ledger  # doctest: +SKIP
@@ -26,7 +29,7 @@ from ledger.recorder.httpx import AsyncRecordingTransport, RecordingTransport
 from ledger.recorder.httpx2 import AsyncHttpx2RecordingTransport, Httpx2RecordingTransport
 from ledger.recorder.labels import PURPOSES, Labels, recording
 from ledger.recorder.sinks import flush_all as flush
-from ledger.recorder.spool import ReplayResult, Spool, SpoolStatus
+from ledger.recorder.spool import ReplayResult, SetAside, Spool, SpoolStatus
 from ledger.recorder.wrap import recording_client, wrap
 
 __all__ = [
@@ -38,6 +41,7 @@ __all__ = [
     "Recorder",
     "RecordingTransport",
     "ReplayResult",
+    "SetAside",
     "Spool",
     "SpoolStatus",
     "flush",

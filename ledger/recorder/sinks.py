@@ -311,6 +311,11 @@ class AsyncSink:
         if plain:
             self.ledger.append_many(plain)
 
+    def wait_until_clear(self, timeout: float | None = None) -> bool:
+        """Wait (without retrying itself) until no entry is held; False on timeout."""
+        with self._held_cond:
+            return self._held_cond.wait_for(lambda: not self._held, timeout)
+
     def wait_for_room(self, timeout: float | None = None) -> bool:
         """Block while ``max_held`` entries are held (bounded memory); False on timeout."""
         with self._held_cond:

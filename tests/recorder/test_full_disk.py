@@ -169,3 +169,26 @@ def test_read_only_spool_and_locked_database(
             subprocess.run(["umount", "-l", str(spool_dir)], check=False)
         client.close()
         lg.close()
+
+
+def test_retry_thread_saves_held_entries_by_itself(
+    fake_provider: FakeProviderServer, tmp_path: Path
+) -> None:
+    with tmpfs(tmp_path / "disk", "16m") as disk:
+        lg = open_ledger(disk / "home", sqlite_busy_timeout=0.2)
+        recorder = Recorder(lg, hosts=HOSTS)
+        sink = recorder._async_sink
+        sink.retry_first, sink.retry_max = 0.01, 0.05
+        client = _client(fake_provider, recorder)
+        try:
+            filler = fill(disk)
+            ids = [_call(client) for _ in range(10)]
+            assert not recorder.flush(timeout=0.2)
+            filler.unlink()
+            assert sink.wait_until_clear(timeout=30)  # no flush: the retry thread did it
+            committed = {e.body["id"] for e in lg.entries()}
+            spooled = {b["id"] for b in Spool(disk / "home" / "spool").bodies()}
+            assert committed | spooled == set(ids)
+        finally:
+            client.close()
+            lg.close()
