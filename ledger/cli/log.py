@@ -90,17 +90,22 @@ def _read_checkpoint_file(path: Path) -> str:
 
 def _auditor_checkpoint(path: Path, verifiers: list[NoteVerifier], given_key: bool) -> Checkpoint:
     """The checkpoint in ``path`` checked against ``verifiers``; a bad signature fails the check."""
-    note = _read_checkpoint_file(path)
-    errors = []
+    try:
+        return _auditor_note(_read_checkpoint_file(path), verifiers)
+    except CheckpointError as exc:
+        whose = "the given key" if given_key else "any log key this ledger lists"
+        raise CheckpointError(f"checkpoint file {path} is not signed by {whose} ({exc})") from exc
+
+
+def _auditor_note(note: str, verifiers: list[NoteVerifier]) -> Checkpoint:
+    """The checkpoint in ``note`` if one of ``verifiers`` signed it; CheckpointError if none did."""
+    last = "no key to check it with"
     for verifier in verifiers:
         try:
             return verify_checkpoint(note, verifier)
         except LedgerError as exc:
-            errors.append(str(exc))
-    whose = "the given key" if given_key else "any log key this ledger lists"
-    raise CheckpointError(
-        f"checkpoint file {path} is not signed by {whose}" + (f" ({errors[-1]})" if errors else "")
-    )
+            last = str(exc)
+    raise CheckpointError(last)
 
 
 @handle_errors
@@ -113,11 +118,12 @@ def verify(
         ),
     ] = None,
     key: Annotated[
-        str | None,
+        list[str] | None,
         typer.Option(
             "--key",
             help="The log's verifier key as the auditor was given it: --checkpoint files and "
-            "the log's latest checkpoint must carry its signature.",
+            "the log's latest checkpoint must carry its signature (repeat it for a key that "
+            "was rotated since the earlier checkpoint).",
         ),
     ] = None,
     verdicts: Annotated[
@@ -138,18 +144,18 @@ def verify(
     Reads only public data (no key file is needed) and never writes. Exit 1 names the first
     problem (leaf index, checkpoint or verdict) when anything is wrong.
     """
-    given = NoteVerifier.from_string(key) if key else None
+    given = [NoteVerifier.from_string(k) for k in key or []]
     with open_ledger() as lg:
         listed = [
             NoteVerifier.from_string(_vkey(k.name, k.public_key))
             for k in lg.keys()
             if k.kind == "log"
         ]
-        verifiers = [given] if given is not None else listed
-        trusted = [_auditor_checkpoint(p, verifiers, given is not None) for p in checkpoint or []]
+        verifiers = given or listed
+        trusted = [_auditor_checkpoint(p, verifiers, bool(given)) for p in checkpoint or []]
         report = _verify_with_progress(lg, trusted)
         problems = [str(p) for p in report.problems]
-        if given is not None:
+        if given:
             problems += _latest_signed_by(lg, given)
         rechecked = None
         if verdicts:
@@ -160,7 +166,7 @@ def verify(
         ok=not problems,
         problems_text=problems,
         first_problem=problems[0] if problems else None,
-        key="given" if given is not None else "listed by the database only",
+        key="given" if given else "listed by the database only",
     )
     if rechecked is not None:
         document["verdicts"] = rechecked.to_dict()
@@ -173,7 +179,7 @@ def verify(
             + (f", {rechecked.checked} verdicts re-evaluated" if rechecked is not None else "")
             + f", root {report.root.hex()}"
         )
-        if given is None:
+        if not given:
             typer.echo(
                 "note: checkpoints were checked only against the log keys this database "
                 "lists; pass --key with the verifier key you were given to bind them to it"
@@ -186,12 +192,12 @@ def verify(
         )
 
 
-def _latest_signed_by(lg: Ledger, verifier: NoteVerifier) -> list[str]:
+def _latest_signed_by(lg: Ledger, verifiers: list[NoteVerifier]) -> list[str]:
     latest = lg.latest_checkpoint()
     if latest is None:
         return []
     try:
-        verify_checkpoint(latest.note, verifier)
+        _auditor_note(latest.note, verifiers)
     except LedgerError as exc:
         return [
             f"checkpoint {latest.seq}: the latest checkpoint is not signed by the given key ({exc})"

@@ -391,6 +391,8 @@ def test_verdict_rows_are_checked_and_rejudged(make_ledger: LedgerFactory) -> No
 def test_after_log_rotation_the_new_key_signs_the_head(tmp_path: Path) -> None:
     home = str(tmp_path / "team")
     build(tmp_path / "team")
+    earlier = json.loads(cli("--home", home, "checkpoint", "--json")[1])
+    (tmp_path / "earlier.txt").write_text(earlier["note"])
     code, out, _ = cli("--home", home, "key", "rotate", "log", "--json")
     assert code == 0
     new_key = json.loads(out)["verifier_key"]
@@ -405,6 +407,13 @@ def test_after_log_rotation_the_new_key_signs_the_head(tmp_path: Path) -> None:
     keys = json.loads(cli("--home", home, "key", "show", "--json")[1])
     assert [k["kind"] for k in keys["retired"]] == ["log"]
     assert keys["log"]["verifier_key"] == new_key
+    # The auditor's earlier checkpoint carries the old key: they pass both keys they hold.
+    audit = ("--home", home, "verify", "--checkpoint", str(tmp_path / "earlier.txt"))
+    code, _, err = cli(*audit, "--key", new_key)
+    assert code == 1
+    assert "earlier.txt is not signed by the given key" in one_line(err)
+    code, _, err = cli(*audit, "--key", earlier["verifier_key"], "--key", new_key)
+    assert code == 0, err
 
 
 # -- 6. damaged databases and out-of-range numbers -------------------------------------------
