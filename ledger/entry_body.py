@@ -21,7 +21,7 @@ Invariants:
 - Organization: request headers the caller sent (``org_headers``) and, from version 2, the
   organization headers the provider returned (``response_org_headers``; Anthropic names the
   organization only in its response). :attr:`CallView.organization` prefers what the provider
-  reported over what was sent.
+  reported over what was sent; :attr:`CallView.sent_organization` is what the request sent.
 
 Nothing here performs I/O; this module sits below every layer (like ``ledger.vocabulary``).
 """
@@ -253,6 +253,8 @@ class CallView(NamedTuple):
         status: HTTP status, when an integer.
         finish_reasons: Strings of ``finish_reasons``.
         organization: The organization id: returned by the provider, else sent.
+        sent_organization: The organization id the request itself sent (the caller's choice
+            among organizations it belongs to), ``None`` when it sent none.
         project: The project or workspace id: returned, else sent.
         user_agent: ``client.user_agent``.
         sdk_headers: ``client.headers`` with lowercased names, or ``None`` when absent.
@@ -277,6 +279,7 @@ class CallView(NamedTuple):
     status: int | None
     finish_reasons: tuple[str, ...]
     organization: str | None
+    sent_organization: str | None
     project: str | None
     user_agent: str | None
     sdk_headers: Mapping[str, Any] | None
@@ -326,6 +329,7 @@ def read_call(body: Mapping[str, Any]) -> CallView:
         status if type(status) is int else None,
         tuple(r for r in reasons if isinstance(r, str)) if type(reasons) is list else (),
         _first(returned, ORG_ID_HEADERS) or _first(sent, ORG_ID_HEADERS),
+        _first(sent, ORG_ID_HEADERS),
         _first(returned, PROJECT_HEADERS) or _first(sent, PROJECT_HEADERS),
         _text(client.get("user_agent")),
         ({str(k).lower(): v for k, v in headers.items()} if isinstance(headers, Mapping) else None),

@@ -162,9 +162,10 @@ def test_organization_prefers_what_the_provider_returned() -> None:
     }
     view = read_call(body)
     assert (view.organization, view.project) == ("returned-org", "sent-proj")
+    assert view.sent_organization == "sent-org"
     call = normalize((0, body))
     assert call is not None
-    assert (call.org, call.project) == ("returned-org", "sent-proj")
+    assert (call.org, call.sent_org, call.project) == ("returned-org", "sent-org", "sent-proj")
 
 
 # --------------------------------------------------------------------------- end to end
@@ -206,3 +207,23 @@ def test_the_detector_sees_anthropic_organizations(lg: ledger.Ledger) -> None:
     assert shared[0].provider == "anthropic"
     assert shared[0].evidence["organizations"] == ("org-a", "org-b")
     assert "2 organizations (org-a, org-b)" in shared[0].summary
+
+
+def test_personal_accounts_with_their_own_organizations_still_count_as_several(
+    lg: ledger.Ledger,
+) -> None:
+    """Each account answers under its own organization id; that must not hide multi-account."""
+    with FakeProviderServer() as fake:
+        for key, org in (("sk-ant-one", "org-1"), ("sk-ant-two", "org-2"), ("sk-ant-one", "org-1")):
+            bare = anthropic.Anthropic(base_url=fake.anthropic_base_url, api_key=key, max_retries=0)
+            with wrap(bare, ledger=lg, purpose="evaluate", durability="sync") as client:
+                client.messages.create(
+                    model="c",
+                    max_tokens=16,
+                    messages=[{"role": "user", "content": "Hi"}],
+                    extra_headers={"x-fake-org": org},
+                )
+    findings = [f for f in detect(list(lg.entries())) if f.kind == "multi-account"]
+    assert len(findings) == 1
+    assert findings[0].evidence["accounts"] == 2
+    assert findings[0].leaf_indexes == (0, 1, 2)

@@ -18,8 +18,9 @@ Invariants:
 Detectors and their thresholds (:class:`ConductThresholds`, defaults in brackets):
 
 1. ``multi-account``: within one organization (the value of an organization header such as
-   ``openai-organization`` when present, otherwise the whole ledger, whose recorders all act for
-   the organization that runs it), the calls of each account to a provider form sessions (calls
+   ``openai-organization`` the request sent, otherwise the whole ledger, whose recorders all act
+   for the organization that runs it; not the organization a response names, which differs for
+   every personal account), the calls of each account to a provider form sessions (calls
    no more than ``multi_account_gap_seconds`` [900] apart). Sessions of at least
    ``multi_account_min_accounts`` [2] distinct accounts that overlap in time fire. Severity:
    ``low``; ``medium`` from ``multi_account_many_accounts`` [3] accounts; ``high`` when another

@@ -116,7 +116,10 @@ def multi_account(calls: Sequence[Call], th: ConductThresholds) -> list[Draft]:
     groups: dict[tuple[str, str], list[Call]] = {}
     for call in calls:
         if call.account is not None:
-            groups.setdefault((call.provider, call.org or _LEDGER_ORG), []).append(call)
+            # Sessions are grouped by the organization the caller chose (sent), not the one the
+            # provider reports: every personal account is its own provider organization, so
+            # grouping by that would hide exactly the many-accounts pattern.
+            groups.setdefault((call.provider, call.sent_org or _LEDGER_ORG), []).append(call)
     drafts: list[Draft] = []
     for (provider, org), group in groups.items():
         for members, cluster in _overlapping_sessions(

@@ -38,6 +38,7 @@ class Call:
     provider: str
     account: str | None
     org: str | None
+    sent_org: str | None
     project: str | None
     recorder: str | None
     model: str | None
@@ -104,8 +105,8 @@ def normalize(item: EntryLike | tuple[int, Mapping[str, Any]]) -> Call | None:
         key_id = _opt_str(_mapping(getattr(item, "entry", None)).get("key_id"))
     # One reader for every layer (ledger.entry_body): the time is started_at else recorded_at,
     # aware UTC; the model is the one the caller asked for, so that a 429 (no response model)
-    # and the retry after it group together; the organization is the one the provider
-    # reported, else the one the request sent.
+    # and the retry after it group together; ``org`` is the organization the provider
+    # reported, else the one the request sent; ``sent_org`` only the one the request sent.
     view = read_call(body)
     if view.at is None:
         return None
@@ -116,6 +117,7 @@ def normalize(item: EntryLike | tuple[int, Mapping[str, Any]]) -> Call | None:
         provider=view.provider,
         account=view.account,
         org=view.organization,
+        sent_org=view.sent_organization,
         project=view.project,
         recorder=view.recorder or key_id,
         model=view.requested_model,
