@@ -188,6 +188,8 @@ def lint(
     if missing:
         raise fail(f"no such file or folder: {missing[0]}")
     files, problems = lint_paths(paths or None)
+    if not files:
+        raise fail(f"no policy files (*.yaml) in {', '.join(str(p) for p in paths or [])}")
     if as_json:
         print_json(
             {

@@ -95,6 +95,13 @@ def test_check_accepts_an_alias_and_refuses_a_typo() -> None:
     assert err.strip() == "ledger: unknown provider 'xaii'; did you mean 'x_ai'?"
 
 
+def test_lint_folder_without_policies_is_bad_input(tmp_path: Path) -> None:
+    code, out, err = run("lint", str(tmp_path))
+    assert code == 2
+    assert out == ""
+    assert "no policy files" in err
+
+
 def test_lint_missing_path_is_bad_input(tmp_path: Path) -> None:
     code, out, err = run("lint", str(tmp_path / "nonexistent"))
     assert code == 2
