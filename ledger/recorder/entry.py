@@ -144,10 +144,25 @@ def _fingerprint_key(call: Call) -> bytes | None:
     """The fingerprint key of the call's dataset in the call's ledger, ``None`` if unavailable."""
     ledger = call._recorder.ledger
     dataset = call.labels.dataset
+    try:
+        weakref.ref(ledger)
+    except TypeError:  # a ledger object that takes no weak reference: asked every time
+        return _ask(ledger, dataset)
     with _keys_lock:
         cached = _keys.get(ledger)
         if cached is not None and dataset in cached:
             return cached[dataset]
+    key = _ask(ledger, dataset)
+    if key is not None:
+        with _keys_lock:
+            per = _keys.setdefault(ledger, {})
+            if len(per) >= _KEYS_PER_LEDGER:
+                per.clear()
+            per[dataset] = key
+    return key
+
+
+def _ask(ledger: object, dataset: str | None) -> bytes | None:
     getter = getattr(ledger, "fingerprint_key", None)
     try:
         if getter is None:
@@ -155,20 +170,14 @@ def _fingerprint_key(call: Call) -> bytes | None:
         key: bytes = getter(dataset)
     except (LedgerError, OSError, TypeError) as exc:
         with _keys_lock:
-            first = ledger not in _warned
-            if first:
+            try:
+                first = ledger not in _warned
                 _warned.add(ledger)
+            except TypeError:  # no weak reference: warn every time rather than never
+                first = True
         if first:
             _log.warning("recording without output fingerprints: %s", exc)
         return None
-    with _keys_lock:
-        try:
-            per = _keys.setdefault(ledger, {})
-        except TypeError:  # a ledger object that takes no weak reference: not cached
-            return key
-        if len(per) >= _KEYS_PER_LEDGER:
-            per.clear()
-        per[dataset] = key
     return key
 
 
