@@ -68,6 +68,7 @@ class Writer:
         self._pending = 0
         self._closed = False
         self._thread: threading.Thread | None = None
+        self._after_commit_failing = False
 
     def submit(self, body: Mapping[str, Any]) -> Future[Receipt]:
         """Queue ``body`` for signing and commit; return at once."""
@@ -138,8 +139,14 @@ class Writer:
             if self._after_commit is not None:
                 try:
                     self._after_commit()
+                    if self._after_commit_failing:
+                        self._after_commit_failing = False
+                        log.warning("ledger: after-commit work succeeds again")
                 except LedgerError as exc:
-                    log.warning("ledger: after-commit work failed: %s", exc)
+                    # Once per run of failures (an outage fails every tick), not per batch.
+                    level = logging.DEBUG if self._after_commit_failing else logging.WARNING
+                    self._after_commit_failing = True
+                    log.log(level, "ledger: after-commit work failed: %s", exc)
                 except Exception:  # the futures below must resolve whatever happens here
                     log.exception("ledger: unexpected error after a commit")
             # Callers learn of the commit after the checkpoint it may have triggered.
