@@ -30,7 +30,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, NamedTuple, TextIO
 
 import orjson
 
@@ -77,11 +77,11 @@ _FIRST_UNLINKED = 20
 _NO_GROUP = 0xFFFFFFFF
 
 
-@dataclass(frozen=True, slots=True)
-class ExampleResult:
-    """One example: how its turns linked, to which entries, and its verdict."""
+class ExampleResult(NamedTuple):
+    """One example: how its turns linked, to which entries, and its verdict (an immutable
+    tuple: an audit makes one per example, millions of them)."""
 
-    index: int
+    row: int  # 0-based index of the row among all rows (``index`` in records)
     file: str
     line: int
     match: str
@@ -98,7 +98,7 @@ class ExampleResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "index": self.index,
+            "index": self.row,
             "file": self.file,
             "line": self.line,
             "match": self.match,
@@ -237,7 +237,7 @@ class DatasetAudit:
             "conduct_findings": len(self.conduct),
             "entries_indexed": self.entries_indexed,
             "near_threshold": self.near_threshold,
-            "first_unlinked": [{"index": r.index, "file": r.file, "line": r.line} for r in first],
+            "first_unlinked": [{"index": r.row, "file": r.file, "line": r.line} for r in first],
             "seconds": round(self.seconds, 3),
         }
 
@@ -273,6 +273,8 @@ class _Group:
     month: str
     purpose: str | None
     verdict: Verdict | None = None
+    judged: bool = False
+    versions: tuple[str, ...] = ()
 
 
 def _group_key(body: Mapping[str, Any]) -> tuple[Any, ...]:
@@ -397,13 +399,19 @@ class _Run:
         number = self.leaf_group[leaf] if leaf < len(self.leaf_group) else _NO_GROUP
         if number == _NO_GROUP:
             return None
-        group = self.groups[number]
-        if group.verdict is None:
+        return self.judge_group(self.groups[number], leaf)
+
+    def judge_group(self, group: _Group, leaf: int) -> Verdict | None:
+        if not group.judged:
+            group.judged = True
             try:
                 group.verdict = self.judge.evaluate(group.body, self.purpose)
             except InputError as exc:
                 self.notes.append(f"entry {leaf}: cannot be judged: {exc}")
-                return None
+            if group.verdict is not None:
+                group.versions = tuple(
+                    f"{v.policy}@{v.version}" for v in group.verdict.policy_versions
+                )
         return group.verdict
 
     def group_of(self, leaf: int) -> _Group | None:
@@ -631,78 +639,100 @@ def _assemble(
 ) -> DatasetAudit:
     by_match: Counter[str] = Counter(dict.fromkeys(MATCH_CLASSES, 0))
     by_verdict: Counter[str] = Counter(dict.fromkeys(VERDICTS, 0))
-    by_provider: Counter[str] = Counter()
-    by_model: Counter[str] = Counter()
-    by_version: Counter[str] = Counter()
-    by_month: Counter[str] = Counter()
+    # Linked examples counted per verdict group of their deciding entries (one example, one
+    # count per group); expanded into provider, model, month, policy version and duties below.
+    per_group: Counter[int] = Counter()
+    multi: dict[str, Counter[str]] = {name: Counter() for name in ("p", "m", "t", "v")}
+    multi_duties: Counter[tuple[str, tuple[str, ...], str]] = Counter()
     drift: Counter[str] = Counter()
-    duties: dict[tuple[str, tuple[str, ...], str], list[Any]] = {}
+    leaf_group, groups, purpose = run.leaf_group, run.groups, run.purpose
     results: list[ExampleResult] = []
     for example, turns in examples:
-        match = max((t.match for t in turns), key=_STRENGTH.__getitem__)
-        links: list[Link] = []
-        verdicts: list[str] = []
-        primaries: list[tuple[int, Verdict | None]] = []
+        match = (
+            turns[0].match
+            if len(turns) == 1
+            else max((t.match for t in turns), key=_STRENGTH.__getitem__)
+        )
+        if match == "none":
+            links = tuple(link for turn in turns for link in turn.links)
+            unlinked = sum(1 for t in turns if t.match == "none")
+            results.append(ExampleResult(example.index, example.file, example.line, "none",
+                                         links, None, len(turns), unlinked))  # fmt: skip
+            by_match["none"] += 1
+            continue
+        verdict_rank = -1
+        chosen: set[int] = set()
         ambiguous = False
         drifted: dict[str, None] = {}
         for turn in turns:
-            if not turn.links:
-                continue
-            links.extend(turn.links)
             ambiguous = ambiguous or turn.ambiguous
             # Strictest verdict among the candidates of the deciding stage; ties: lowest leaf.
-            judged = [(leaf, run.verdict_of(leaf)) for leaf in sorted(turn.leaves)]
-            leaf, verdict = max(
-                judged,
-                key=lambda lv: (_VERDICT_RANK[lv[1].verdict] if lv[1] else 1, -lv[0]),
-            )
-            primaries.append((leaf, verdict))
-            verdicts.append(verdict.verdict if verdict is not None else "unknown")
-            for candidate in turn.leaves:
-                group = run.group_of(candidate)
-                if group is not None and group.purpose not in (None, run.purpose):
+            best_rank, best_group = -1, _NO_GROUP
+            for leaf in sorted(turn.leaves):
+                number = leaf_group[leaf]
+                if number == _NO_GROUP:
+                    continue
+                group = groups[number]
+                verdict = run.judge_group(group, leaf)
+                rank = _VERDICT_RANK[verdict.verdict] if verdict is not None else 1
+                if rank > best_rank:
+                    best_rank, best_group = rank, number
+                if group.purpose is not None and group.purpose != purpose:
                     drifted[group.purpose] = None
-        verdict_name = (
-            max(verdicts, key=lambda v: _VERDICT_RANK[v]) if match != "none" and verdicts else None
+            if best_group != _NO_GROUP:
+                chosen.add(best_group)
+            verdict_rank = max(verdict_rank, best_rank if best_rank >= 0 else 1)
+        verdict_name = VERDICTS[verdict_rank]
+        links = (
+            turns[0].links
+            if len(turns) == 1
+            else tuple(link for turn in turns for link in turn.links)
         )
-        result = ExampleResult(
-            example.index,
-            example.file,
-            example.line,
-            match,
-            tuple(links),
-            verdict_name,
-            len(turns),
-            sum(1 for t in turns if t.match == "none"),
-            ambiguous,
-            tuple(drifted),
-        )
-        results.append(result)
+        results.append(
+            ExampleResult(example.index, example.file, example.line, match, links, verdict_name,
+                          len(turns), 0, ambiguous, tuple(drifted))
+        )  # fmt: skip
         by_match[match] += 1
-        if match == "none":
-            continue
-        by_verdict[verdict_name or "unknown"] += 1
+        by_verdict[verdict_name] += 1
         for name in drifted:
             drift[name] += 1
-        seen: dict[str, set[str]] = {"p": set(), "m": set(), "v": set(), "t": set()}
-        for leaf, verdict in primaries:
-            group = run.group_of(leaf)
-            if group is not None:
-                seen["p"].add(group.provider)
-                seen["m"].add(f"{group.provider}/{group.model}")
-                seen["t"].add(group.month)
-            if verdict is not None:
-                for version in verdict.policy_versions:
-                    seen["v"].add(f"{version.policy}@{version.version}")
-                for duty in verdict.duties:
-                    slot = duties.setdefault((duty.action, duty.value, duty.rule_id), [duty, 0])
-                    slot[1] += 1
-        for counter, name in ((by_provider, "p"), (by_model, "m"), (by_version, "v"),
-                              (by_month, "t")):  # fmt: skip
-            counter.update(seen[name])
+        if len(chosen) == 1:
+            per_group[next(iter(chosen))] += 1
+            continue
+        seen: dict[str, set[str]] = {name: set() for name in multi}
+        duty_keys: set[tuple[str, tuple[str, ...], str]] = set()
+        for number in chosen:
+            group = groups[number]
+            seen["p"].add(group.provider)
+            seen["m"].add(f"{group.provider}/{group.model}")
+            seen["t"].add(group.month)
+            seen["v"].update(group.versions)
+            if group.verdict is not None:
+                duty_keys.update((d.action, d.value, d.rule_id) for d in group.verdict.duties)
+        for name, values in seen.items():
+            multi[name].update(values)
+        multi_duties.update(duty_keys)
+    by_provider, by_model, by_month, by_version = (multi[n] for n in ("p", "m", "t", "v"))
+    duty_counts = multi_duties
+    duty_refs: dict[tuple[str, tuple[str, ...], str], Any] = {}
+    for number, count in per_group.items():
+        group = groups[number]
+        by_provider[group.provider] += count
+        by_model[f"{group.provider}/{group.model}"] += count
+        by_month[group.month] += count
+        for version in group.versions:
+            by_version[version] += count
+        if group.verdict is not None:
+            for duty in group.verdict.duties:
+                duty_counts[(duty.action, duty.value, duty.rule_id)] += count
+    for group in groups:
+        if group.verdict is not None:
+            for duty in group.verdict.duties:
+                duty_refs.setdefault((duty.action, duty.value, duty.rule_id), duty)
     duty_list = tuple(
-        DutySummary(d.action, d.value, d.rule_id, d.describe(), count)
-        for d, count in sorted(duties.values(), key=lambda dc: (-dc[1], dc[0].rule_id))
+        DutySummary(key[0], key[1], key[2], duty_refs[key].describe(), count)
+        for key, count in sorted(duty_counts.items(), key=lambda kc: (-kc[1], kc[0][2]))
+        if count
     )
     return DatasetAudit(
         purpose=run.purpose,

@@ -27,6 +27,7 @@ import hashlib
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from ledger.audit.index import (
     ANSWER,
@@ -119,9 +120,8 @@ def compile_wrappers(patterns: Iterable[str]) -> tuple[re.Pattern[str], ...]:
     return tuple(compiled)
 
 
-@dataclass(frozen=True, slots=True)
-class Link:
-    """One candidate entry for a turn: where it is, how it matched."""
+class Link(NamedTuple):
+    """One candidate entry for a turn: where it is, how it matched (a tuple: one per link)."""
 
     leaf_index: int
     match: str  # one of MATCH_CLASSES but "none"
@@ -164,7 +164,10 @@ def _several(hits: list[Hit]) -> bool:
     return len({hit.leaf_index for hit in hits}) > 1
 
 
-def _links(hits: Iterable[Hit], match: str, similarity: float | None = None) -> tuple[Link, ...]:
+def _links(hits: list[Hit], match: str, similarity: float | None = None) -> tuple[Link, ...]:
+    if len(hits) == 1:
+        hit = hits[0]
+        return (Link(hit.leaf_index, match, hit.output, KIND_NAMES[hit.kind], similarity),)
     seen: dict[tuple[int, int], Link] = {}
     for hit in hits:
         seen.setdefault(
@@ -201,13 +204,16 @@ class Matcher:
 
     def _keyed(self, text: str, kinds: frozenset[int]) -> list[Hit]:
         found: list[Hit] = []
+        lookup = self._index.lookup
         for slot, fingerprinter in self._fingerprinters:
-            for hit in self._index.lookup(key64(fingerprinter.fingerprint(text))):
+            for hit in lookup(fingerprinter.prefix64(text)):
                 if hit.dataset_slot == slot and hit.kind in kinds:
                     found.append(hit)
         return found
 
     def _v1(self, text: str) -> list[Hit]:
+        if not self._index.has_v1:
+            return []
         digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
         return [hit for hit in self._index.lookup(key64(digest)) if hit.kind == V1]
 

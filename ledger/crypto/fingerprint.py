@@ -40,8 +40,9 @@ Version 1, in full:
   ``\\w+`` runs of the case-folded text (so truecasing and punctuation edits do not move the
   sketch), shingles are :data:`SHINGLE_WORDS` = 2 consecutive words (a text with fewer words is
   one shingle; pairs rather than triples because one edited word then costs two shingles, not
-  three, and a 30-word answer with two words changed still scores about 0.75), at most :data:`MAX_SHINGLES` of them from the start. Each distinct shingle is
-  hashed with keyed BLAKE2b-64; the top 6 bits choose one of :data:`SKETCH_SIZE` = 64 bins, the
+  three, and a 30-word answer with two words changed still scores about 0.75), at most
+  :data:`MAX_SHINGLES` of them from the start. Each distinct shingle is hashed with keyed
+  BLAKE2b-64; the top 6 bits choose one of :data:`SKETCH_SIZE` = 64 bins, the
   remaining 58 bits compete for the bin's minimum, and the top 32 of those bits are kept. An
   empty bin takes the value of the next non-empty bin to its right (cyclically), shifted by its
   distance, so that equal texts still agree bin by bin. Stored as base64 of 64 big-endian
@@ -169,6 +170,12 @@ class Fingerprinter:
         mac = self._mac.copy()
         mac.update(text.encode("utf-8", "surrogatepass"))
         return mac.digest()[:FINGERPRINT_BYTES].hex()
+
+    def prefix64(self, text: str) -> int:
+        """The first 64 bits of :meth:`fingerprint`, as an integer (the matcher's lookup key)."""
+        mac = self._mac.copy()
+        mac.update(text.encode("utf-8", "surrogatepass"))
+        return int.from_bytes(mac.digest()[:8], "big")
 
     def sketch(self, text: str) -> Sketch | None:
         """:func:`sketch` of ``text`` under this key."""
