@@ -262,6 +262,14 @@ class DatasetAudit:
 _PASSING = frozenset({"allowed", "conditional"})
 
 
+class _Place(NamedTuple):
+    """Where an example is: all an audit keeps of a row once its turns are matched."""
+
+    row: int
+    file: str
+    line: int
+
+
 # -- grouping entries by what decides their verdict ------------------------------------------
 
 
@@ -539,7 +547,8 @@ def audit_dataset(
     run._slots = {index.datasets[slot]: slot for slot in slot_keys}
     matcher = Matcher(index, slot_keys, wrappers=wrappers)
 
-    examples: list[tuple[Example, list[TurnMatch]]] = []
+    # Only the row's place is kept, never its text: a million rows would not fit otherwise.
+    examples: list[tuple[_Place, list[TurnMatch]]] = []
     bad: list[BadRow] = []
     id_findings: list[IdFinding] = []
     linked = bytearray(len(run.leaf_group))
@@ -553,7 +562,7 @@ def audit_dataset(
         for turn in turns:
             for link in turn.links:
                 linked[link.leaf_index] = 1
-        examples.append((item, turns))
+        examples.append((_Place(item.index, item.file, item.line), turns))
         if len(examples) % 10_000 == 0:
             run._tick("dataset", len(examples), None)
 
@@ -629,7 +638,7 @@ def _match_example(
 
 def _assemble(
     run: _Run,
-    examples: list[tuple[Example, list[TurnMatch]]],
+    examples: list[tuple[_Place, list[TurnMatch]]],
     bad: list[BadRow],
     id_findings: list[IdFinding],
     findings: list[Finding],
@@ -656,7 +665,7 @@ def _assemble(
         if match == "none":
             links = tuple(link for turn in turns for link in turn.links)
             unlinked = sum(1 for t in turns if t.match == "none")
-            results.append(ExampleResult(example.index, example.file, example.line, "none",
+            results.append(ExampleResult(example.row, example.file, example.line, "none",
                                          links, None, len(turns), unlinked))  # fmt: skip
             by_match["none"] += 1
             continue
@@ -689,7 +698,7 @@ def _assemble(
             else tuple(link for turn in turns for link in turn.links)
         )
         results.append(
-            ExampleResult(example.index, example.file, example.line, match, links, verdict_name,
+            ExampleResult(example.row, example.file, example.line, match, links, verdict_name,
                           len(turns), 0, ambiguous, tuple(drifted))
         )  # fmt: skip
         by_match[match] += 1

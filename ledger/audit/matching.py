@@ -26,7 +26,6 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import NamedTuple
 
 from ledger.audit.index import (
@@ -141,9 +140,8 @@ class Link(NamedTuple):
         return out
 
 
-@dataclass(frozen=True, slots=True)
-class TurnMatch:
-    """The deciding stage of one turn and all its candidates."""
+class TurnMatch(NamedTuple):
+    """The deciding stage of one turn and all its candidates (a tuple: one per turn)."""
 
     match: str
     links: tuple[Link, ...] = ()
