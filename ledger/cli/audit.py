@@ -14,6 +14,7 @@ the YAML file named by ``--config`` or the ``LEDGER_CONDUCT_CONFIG`` setting.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -302,3 +303,33 @@ def dataset(
         _print_dataset(audit)
     if not audit.passed(max_unlinked):
         raise typer.Exit(EXIT_CHECK_FAILED)
+
+
+@app.command("key")
+@handle_errors
+def key(
+    dataset: Annotated[
+        str | None, typer.Argument(help="Dataset name (omit for calls recorded without one).")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Write the key file here (default: stdout).")
+    ] = None,
+) -> None:
+    """Export one dataset's fingerprint key for its auditor (for --fingerprint-key).
+
+    The key opens that dataset's output fingerprints and no other's; keep it as secret as the
+    dataset itself.
+    """
+    from ledger.crypto.fingerprint import key_file_text
+
+    with open_ledger() as lg:
+        text = key_file_text(dataset, lg.fingerprint_key(dataset))
+    if out is None:
+        typer.echo(text, nl=False)
+        return
+    try:
+        descriptor = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            handle.write(text)
+    except OSError as exc:
+        raise fail(f"cannot write {out}: {exc.strerror}") from None

@@ -124,7 +124,13 @@ def test_an_auditor_with_one_datasets_key(home: Path, facts: Path, tmp_path: Pat
     secret = read_fingerprint_secret(home)
     assert secret is not None
     key_file = tmp_path / "tutor.key"
-    key_file.write_text(key_file_text("tutor", dataset_key(secret, "tutor")))
+    exported = runner.invoke(app, ["--home", str(home), "audit", "key", "tutor", "--out",
+                                   str(key_file)])  # fmt: skip
+    assert exported.exit_code == 0
+    assert key_file.read_text() == key_file_text("tutor", dataset_key(secret, "tutor"))
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    printed = runner.invoke(app, ["--home", str(home), "audit", "key"])
+    assert printed.stdout == key_file_text(None, dataset_key(secret, None))
     data = write_jsonl(tmp_path / "d.jsonl", [chat_row(TIDES), chat_row(STEAM)])
     # The auditor's copy of the ledger has no secret: only the key file opens the fingerprints.
     (home / "keys" / "fingerprint.secret").unlink()
