@@ -262,12 +262,13 @@ class DatasetAudit:
 _PASSING = frozenset({"allowed", "conditional"})
 
 
-class _Place(NamedTuple):
-    """Where an example is: all an audit keeps of a row once its turns are matched."""
+class _Pending(NamedTuple):
+    """All an audit keeps of a row once its turns are matched: its place, not its text."""
 
     row: int
     file: str
     line: int
+    turns: list[TurnMatch]
 
 
 # -- grouping entries by what decides their verdict ------------------------------------------
@@ -548,7 +549,7 @@ def audit_dataset(
     matcher = Matcher(index, slot_keys, wrappers=wrappers)
 
     # Only the row's place is kept, never its text: a million rows would not fit otherwise.
-    examples: list[tuple[_Place, list[TurnMatch]]] = []
+    examples: list[Any] = []  # _Pending, replaced in place by ExampleResult when tallied
     bad: list[BadRow] = []
     id_findings: list[IdFinding] = []
     linked = bytearray(len(run.leaf_group))
@@ -562,7 +563,7 @@ def audit_dataset(
         for turn in turns:
             for link in turn.links:
                 linked[link.leaf_index] = 1
-        examples.append((_Place(item.index, item.file, item.line), turns))
+        examples.append(_Pending(item.index, item.file, item.line, turns))
         if len(examples) % 10_000 == 0:
             run._tick("dataset", len(examples), None)
 
@@ -590,7 +591,7 @@ def audit_dataset(
         top = ordered[0].similarity or 0.0
         ordered = [x for x in ordered if (x.similarity or 0.0) >= top - NEAR_MARGIN]
         several = len({link.leaf_index for link in ordered}) > 1
-        examples[position][1][turn_number] = TurnMatch("near", tuple(ordered), ambiguous=several)
+        examples[position].turns[turn_number] = TurnMatch("near", tuple(ordered), ambiguous=several)
     return _assemble(run, examples, bad, id_findings, findings, index, files, started)
 
 
@@ -638,7 +639,7 @@ def _match_example(
 
 def _assemble(
     run: _Run,
-    examples: list[tuple[_Place, list[TurnMatch]]],
+    examples: list[Any],
     bad: list[BadRow],
     id_findings: list[IdFinding],
     findings: list[Finding],
@@ -655,8 +656,11 @@ def _assemble(
     multi_duties: Counter[tuple[str, tuple[str, ...], str]] = Counter()
     drift: Counter[str] = Counter()
     leaf_group, groups, purpose = run.leaf_group, run.groups, run.purpose
-    results: list[ExampleResult] = []
-    for example, turns in examples:
+    # Each pending example is replaced by its result in place, so that the two never coexist
+    # in full (a million of each would double the peak memory).
+    results = examples
+    for position, example in enumerate(examples):
+        turns = example.turns
         match = (
             turns[0].match
             if len(turns) == 1
@@ -665,8 +669,8 @@ def _assemble(
         if match == "none":
             links = tuple(link for turn in turns for link in turn.links)
             unlinked = sum(1 for t in turns if t.match == "none")
-            results.append(ExampleResult(example.row, example.file, example.line, "none",
-                                         links, None, len(turns), unlinked))  # fmt: skip
+            results[position] = ExampleResult(example.row, example.file, example.line, "none",
+                                              links, None, len(turns), unlinked)  # fmt: skip
             by_match["none"] += 1
             continue
         verdict_rank = -1
@@ -697,9 +701,9 @@ def _assemble(
             if len(turns) == 1
             else tuple(link for turn in turns for link in turn.links)
         )
-        results.append(
-            ExampleResult(example.row, example.file, example.line, match, links, verdict_name,
-                          len(turns), 0, ambiguous, tuple(drifted))
+        results[position] = ExampleResult(
+            example.row, example.file, example.line, match, links, verdict_name,
+            len(turns), 0, ambiguous, tuple(drifted),
         )  # fmt: skip
         by_match[match] += 1
         by_verdict[verdict_name] += 1
