@@ -282,3 +282,20 @@ def test_recorded_bodies_have_the_typed_shape(
     for body in recorded:
         assert EntryBody.__required_keys__ <= set(body), EntryBody.__required_keys__ - set(body)
         assert set(body) <= known, set(body) - known
+
+
+def test_a_read_only_ledger_reads_the_key_and_never_creates_it(tmp_path: Path) -> None:
+    home = tmp_path / "shared"
+    writer = open_ledger(home)
+    expected = writer.fingerprint_key("ds")
+    writer.close()
+    settings = ledger.Settings(home=home, database_url=f"sqlite:///{home / 'ledger.db'}")
+    reader = ledger.Ledger.from_settings(settings, read_only=True)
+    try:
+        assert reader.fingerprint_key("ds") == expected
+        (home / "keys" / FINGERPRINT_FILE).unlink()
+        with pytest.raises(ledger.ConfigError, match="no fingerprint secret"):
+            reader.fingerprint_key("ds")
+        assert not (home / "keys" / FINGERPRINT_FILE).exists()
+    finally:
+        reader.close()
