@@ -190,7 +190,7 @@ class AsyncSink:
                 first = self._spooled_since_ok == 1
             if first:  # one line per outage, not one per entry
                 _log.warning(
-                    "ledger unavailable (%s: %s); spooling entries to %s until it is back",
+                    "ledger unavailable (%s: %s); entries are spooled to %s until it is back",
                     type(exc).__name__ if exc else "cancelled",
                     exc,
                     self.spool.directory,
