@@ -195,3 +195,16 @@ def test_concurrent_writers_and_replay_lose_nothing(tmp_path: Path, lg: ledger.L
     assert sorted(e.body["id"] for e in lg.entries()) == sorted(written)
     for line in spool.path.read_bytes().splitlines() if spool.path.exists() else []:
         json.loads(line)
+
+
+def test_record_sealed_before_a_key_rotation_still_replays(
+    tmp_path: Path, lg: ledger.Ledger
+) -> None:
+    spool = Spool(tmp_path / "spool")
+    sealed = lg.seal(_body(1))
+    spool.write(sealed)
+    lg.rotate_key("recorder")
+    assert lg.recorder_key_id != sealed["key_id"]
+    assert spool.replay(lg).replayed == 1
+    assert lg.entry(0).entry == sealed  # signed by the retired key, which still verifies
+    assert lg.verify().ok
