@@ -171,6 +171,51 @@ def show(
     typer.echo(f"\n{DISCLAIMER}")
 
 
+@app.command("evidence")
+@handle_errors
+def evidence(
+    provider: Annotated[
+        str | None, typer.Argument(help="Policy id or provider slug (default: all).")
+    ] = None,
+    as_json: JsonOpt = False,
+    policies: PoliciesOpt = None,
+) -> None:
+    """The evidence table: every source document, how sure we are of it, and where it was read.
+
+    One row per document of every version (archive commit or stored page in ``read from``), so a
+    reviewer can open the same snapshot and repeat the check. Rules cite these documents.
+    """
+    policy_set = _policies(policies)
+    chosen = list(policy_set.policies) if provider is None else _find(policy_set, provider)
+    rows = [
+        {
+            "policy": p.id,
+            "version": v.id,
+            "document": d.id,
+            "title": d.title,
+            "url": d.url,
+            "date": d.date.isoformat() if d.date else None,
+            "confidence": d.confidence,
+            "verified": d.confidence not in ("S", "U"),
+            "evidence": d.evidence,
+            "rules": sum(1 for r in v.rules if r.source == d.id),
+        }
+        for p in chosen
+        for v in p.versions
+        for d in v.documents
+    ]
+    if as_json:
+        print_json(rows)
+        return
+    for row in rows:
+        mark = "" if row["verified"] else " UNVERIFIED"
+        typer.echo(
+            f"{row['policy']}/{row['version']}/{row['document']} [{row['confidence']}{mark}] "
+            f"{row['rules']} rule(s): {row['title']}"
+        )
+        typer.echo(f"    read from: {row['evidence'] or '(not recorded)'}")
+
+
 @app.command("lint")
 @handle_errors
 def lint(

@@ -323,3 +323,23 @@ def test_check_takes_a_provider_slug_of_custom_policies(tmp_path: Path) -> None:
     code, _, err = run("check", "inhouse-gww", "m1", *args)
     assert code == 2
     assert "unknown provider 'inhouse-gww'" in err
+
+
+def test_evidence_table_names_every_document_and_its_snapshot() -> None:
+    code, out, _ = run("evidence", "--json")
+    assert code == 0
+    rows = json.loads(out)
+    shipped = default_policies()
+    documents = sum(len(v.documents) for p in shipped.policies for v in p.versions)
+    assert len(rows) == documents
+    tou = next(r for r in rows if r["policy"] == "openai" and r["version"] == "tou-2023-03-14")
+    assert "a1da2dc" in tou["evidence"]
+    assert tou["rules"] == 5
+    assert tou["verified"] is True
+    business = next(r for r in rows if r["document"] == "business-terms")
+    assert business["verified"] is False
+    code, text, _ = run("evidence", "xai")
+    assert code == 0
+    assert "xai/tos-2024-06-04/tos [P] 3 rule(s)" in text
+    assert "read from: OTA-old xAI/Terms of Service.md, commit 518123d" in text
+    assert "UNVERIFIED" not in text.split("xai/enterprise-2024-09-05")[0]
