@@ -5,9 +5,10 @@ Invariants:
 - The ledger is only read (entries in bulk, in leaf order); the index is rebuilt in memory from
   the signed bodies on every audit (:mod:`ledger.audit.index`), so the audit trusts exactly the
   log ``ledger verify`` checks and nothing else.
-- Two passes over the log at most: one builds the fingerprint index and groups entries by
-  what decides their verdict; a second runs only when some turn is left for the ``near`` stage
-  or conduct findings are wanted, and reads the sketches (and the linked entries' metadata).
+- Two passes over the log at most: one builds the fingerprint index, groups entries by what
+  decides their verdict and feeds the conduct detectors (whose findings are kept when they
+  involve a linked entry); a second runs only when some turn is left for the ``near`` stage,
+  and reads the sketches.
   The dataset is read once, streaming; only per-example results are kept.
 - Verdicts come from the policy engine (through :class:`ledger._judge.Judge`) for the audit's
   declared purpose, with the organization profile and each entry's own facts. Entries that
@@ -352,10 +353,30 @@ class _Run:
         dataset = body.get("dataset")
         return (dataset if isinstance(dataset, str) else None) in self.datasets
 
-    def build_index(self) -> FingerprintIndex:
+    def build_index(
+        self,
+        conduct: bool,
+        thresholds: ConductThresholds | None,
+        hosts: Mapping[str, frozenset[str]] | None,
+    ) -> tuple[FingerprintIndex, list[Finding]]:
+        """The first pass: the index, the verdict groups and (``conduct``) the conduct findings
+        over every entry read, which the caller narrows to the linked ones."""
         builder = IndexBuilder()
+        passing = self._first_pass(builder)
+        if conduct:
+            findings = detect(passing, thresholds=thresholds, official_hosts=hosts)
+        else:
+            findings = []
+            for _ in passing:
+                pass
+        return builder.build(), findings
+
+    def _first_pass(self, builder: IndexBuilder) -> Iterator[tuple[int, dict[str, Any]]]:
+        # Feeding the conduct detectors from this same pass saves reading the log twice; they
+        # keep one small record per call, not the body.
         total = self.store.size()
         groups, leaf_group = self.group_of_key, self.leaf_group
+        headers_seen: dict[tuple[tuple[str, Any], ...], Any] = {}
         for leaf, entry_id, body in self._entries():
             while len(leaf_group) < leaf:
                 leaf_group.append(_NO_GROUP)
@@ -381,8 +402,8 @@ class _Run:
             leaf_group.append(number)
             if leaf % 20_000 == 0:
                 self._tick("index", leaf, total)
+            yield leaf, _slim(body, headers_seen)
         self._tick("index", total, total)
-        return builder.build()
 
     def resolve_keys(self, index: FingerprintIndex) -> dict[int, bytes]:
         resolved: dict[int, bytes] = {}
@@ -427,38 +448,30 @@ class _Run:
         number = self.leaf_group[leaf] if leaf < len(self.leaf_group) else _NO_GROUP
         return None if number == _NO_GROUP else self.groups[number]
 
-    def second_pass(
-        self, near_hits: dict[int, list[tuple[int, int, float]]], linked: bytearray
-    ) -> Iterator[tuple[int, dict[str, Any]]]:
-        """Probe sketches for the near stage; yield linked entries' bodies for conduct."""
-        probing = len(self.near) > 0
+    def second_pass(self, near_hits: dict[int, list[tuple[int, int, float]]]) -> None:
+        """Probe every entry output's sketch against the turns left for the near stage."""
         total = self.store.size()
-        headers_seen: dict[tuple[tuple[str, Any], ...], Any] = {}
         for leaf, _, body in self._entries():
             if not self._wanted(body):
                 continue
-            if probing:
-                outputs = body.get("outputs")
-                dataset = body.get("dataset")
-                slot = self._slots.get(dataset if isinstance(dataset, str) else None)
-                if isinstance(outputs, list) and slot is not None:
-                    for position, record in enumerate(outputs):
-                        encoded = record.get("sketch") if isinstance(record, dict) else None
-                        if not isinstance(encoded, str):
-                            continue
-                        try:
-                            value = decode_sketch(encoded)
-                        except InputError:
-                            continue
-                        number = record.get("index", position)
-                        out = number if isinstance(number, int) else position
-                        for turn, score in self.near.probe(slot, value):
-                            near_hits.setdefault(turn, []).append((leaf, out, score))
-                            linked[leaf] = 1
-            if linked[leaf] if leaf < len(linked) else False:
-                yield leaf, _slim(body, headers_seen)
+            outputs = body.get("outputs")
+            dataset = body.get("dataset")
+            slot = self._slots.get(dataset if isinstance(dataset, str) else None)
+            if isinstance(outputs, list) and slot is not None:
+                for position, record in enumerate(outputs):
+                    encoded = record.get("sketch") if isinstance(record, dict) else None
+                    if not isinstance(encoded, str):
+                        continue
+                    try:
+                        value = decode_sketch(encoded)
+                    except InputError:
+                        continue
+                    number = record.get("index", position)
+                    out = number if isinstance(number, int) else position
+                    for turn, score in self.near.probe(slot, value):
+                        near_hits.setdefault(turn, []).append((leaf, out, score))
             if leaf % 20_000 == 0:
-                self._tick("near" if probing else "conduct", leaf, total)
+                self._tick("near", leaf, total)
 
     _slots: dict[str | None, int]
 
@@ -543,7 +556,7 @@ def audit_dataset(
         progress=progress,
     )
     rows = read_dataset(files, format=format, text_field=text_field, id_field=id_field)
-    index = run.build_index()
+    index, all_findings = run.build_index(conduct, conduct_thresholds, official_hosts)
     slot_keys = run.resolve_keys(index)
     run._slots = {index.datasets[slot]: slot for slot in slot_keys}
     matcher = Matcher(index, slot_keys, wrappers=wrappers)
@@ -568,14 +581,8 @@ def audit_dataset(
             run._tick("dataset", len(examples), None)
 
     near_hits: dict[int, list[tuple[int, int, float]]] = {}
-    findings: list[Finding] = []
-    if len(run.near) or (conduct and any(linked)):
-        passing = run.second_pass(near_hits, linked)
-        if conduct:
-            findings = detect(passing, thresholds=conduct_thresholds, official_hosts=official_hosts)
-        else:
-            for _ in passing:
-                pass
+    if len(run.near):
+        run.second_pass(near_hits)
     by_turn: dict[tuple[int, int], dict[tuple[int, int], Link]] = {}
     for number, hits in near_hits.items():
         ref = run.near.turns[number]
@@ -592,6 +599,11 @@ def audit_dataset(
         ordered = [x for x in ordered if (x.similarity or 0.0) >= top - NEAR_MARGIN]
         several = len({link.leaf_index for link in ordered}) > 1
         examples[position].turns[turn_number] = TurnMatch("near", tuple(ordered), ambiguous=several)
+        for link in ordered:
+            linked[link.leaf_index] = 1
+    # Conduct findings that involve at least one linked entry (a 429 is never linked itself,
+    # but the evasion after it may be).
+    findings = [f for f in all_findings if any(linked[leaf] for leaf in f.leaf_indexes)]
     return _assemble(run, examples, bad, id_findings, findings, index, files, started)
 
 

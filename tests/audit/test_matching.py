@@ -243,3 +243,23 @@ def test_options_are_checked(make_ledger: LedgerFactory, tmp_path: Path) -> None
         wrappers=[r"\[\[(?P<answer>.*)\]\]"],
     )
     assert custom.results[0].match == "template"
+
+
+def test_conduct_findings_over_the_linked_entries(
+    make_ledger: LedgerFactory, tmp_path: Path
+) -> None:
+    lg = make_ledger()
+    first, second = v2_body(lg, [(TIDES, None)]), v2_body(lg, [(STEAM, None)])
+    first["endpoint"]["host"] = "chatgpt.com"  # a consumer web endpoint, not the API
+    second["endpoint"]["host"] = "chatgpt.com"
+    receipts = lg.append_many([first, second])
+    path = write_jsonl(tmp_path / "d.jsonl", [chat_row(TIDES)])
+    audit = lg.audit_dataset([path], profile=FACTS)
+    # A finding is kept whole when it involves a linked entry...
+    (finding,) = audit.conduct
+    assert finding.kind == "unofficial-endpoint"
+    assert finding.leaf_indexes == (receipts[0].leaf_index, receipts[1].leaf_index)
+    # ...and left out when it involves none.
+    human = write_jsonl(tmp_path / "h.jsonl", [chat_row(HUMAN[0])])
+    assert lg.audit_dataset([human], profile=FACTS).conduct == ()
+    assert lg.audit_dataset([path], profile=FACTS, conduct=False).conduct == ()
