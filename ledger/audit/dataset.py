@@ -46,8 +46,9 @@ from ledger.audit.matching import (
     Matcher,
     NearIndex,
     TurnMatch,
+    compile_wrappers,
 )
-from ledger.audit.readers import BadRow, Example, read_dataset
+from ledger.audit.readers import FORMATS, BadRow, Example, read_dataset
 from ledger.crypto.canonical import canonical_json
 from ledger.crypto.fingerprint import decode_sketch
 from ledger.entry_body import call_stamp, served_model
@@ -555,6 +556,15 @@ def audit_dataset(
         near_threshold=near_threshold,
         progress=progress,
     )
+    # Settle what can be wrong with the input before the (long) first pass over the log.
+    if format not in FORMATS:
+        raise InputError(f"unknown --format {format!r} (known: {', '.join(FORMATS)})")
+    if format == "text" and text_field is None:
+        raise InputError("--format text needs --text-field")
+    for name in files:
+        if not Path(name).exists():
+            raise InputError(f"no dataset file {name}")
+    compile_wrappers(wrappers)
     rows = read_dataset(files, format=format, text_field=text_field, id_field=id_field)
     index, all_findings = run.build_index(conduct, conduct_thresholds, official_hosts)
     slot_keys = run.resolve_keys(index)
