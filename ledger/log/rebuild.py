@@ -192,6 +192,13 @@ def _same_moment(column: object, stamp: object) -> bool:
     """Whether a stored ``recorded_at`` column is the instant the body's timestamp names."""
     if not isinstance(stamp, str):
         return False
+    if (
+        type(column) is str
+        and len(stamp) == 27
+        and stamp[26] == "Z"
+        and column == f"{stamp[:10]} {stamp[11:26]}"
+    ):
+        return True  # the recorder's own form, as SQLite keeps it: no parsing needed
     try:
         signed = parse_timestamp(stamp)
     except LedgerError:
