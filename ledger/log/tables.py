@@ -18,7 +18,17 @@ from datetime import datetime
 from sqlalchemy import BigInteger, Column, DateTime, LargeBinary
 from sqlmodel import Field, SQLModel
 
-__all__ = ["Checkpoint", "Entry", "Key", "Meta", "TreeHash", "VerdictDocument", "VerdictRecord"]
+__all__ = [
+    "ApiToken",
+    "ApiTokenRevocation",
+    "Checkpoint",
+    "Entry",
+    "Key",
+    "Meta",
+    "TreeHash",
+    "VerdictDocument",
+    "VerdictRecord",
+]
 
 
 class Entry(SQLModel, table=True):
@@ -108,3 +118,34 @@ class VerdictDocument(SQLModel, table=True):
 
     sha256: str = Field(primary_key=True, max_length=64)
     document: str = Field(nullable=False)
+
+
+class ApiToken(SQLModel, table=True):
+    """A bearer token of the audit service, stored only as the SHA-256 of the token string.
+
+    ``datasets`` is a JSON list of dataset names the token may see (None: every dataset);
+    ``recorder_key_id`` binds a recorder token to the one recorder key whose entries it may
+    submit. A token is never changed: revoking it adds an :class:`ApiTokenRevocation`.
+    """
+
+    __tablename__ = "api_tokens"
+
+    token_id: str = Field(primary_key=True, max_length=32)
+    name: str = Field(max_length=128, nullable=False)
+    role: str = Field(max_length=16, nullable=False)
+    token_sha256: str = Field(max_length=64, unique=True, nullable=False)
+    datasets: str | None = Field(default=None)
+    recorder_key_id: str | None = Field(default=None, max_length=64)
+    created_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    expires_at: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
+    )
+
+
+class ApiTokenRevocation(SQLModel, table=True):
+    """The revocation of one token (a row, since rows are never updated)."""
+
+    __tablename__ = "api_token_revocations"
+
+    token_id: str = Field(primary_key=True, max_length=32)
+    revoked_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
