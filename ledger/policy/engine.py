@@ -13,6 +13,9 @@ Invariants:
   fact a deciding rule needs but nobody declared all give ``unknown`` with a reason saying so.
 - A purpose no rule speaks to is ``allowed`` with a ``silent`` reason only when the version's
   documents were read (``silence: allowed``); otherwise ``unknown`` with ``unreviewed``.
+- A recorded provider name that no policy governs but that is a known alias (``xai``,
+  ``bedrock``, written by a user's ``hosts=`` mapping, say) is judged under its canonical slug
+  (:func:`ledger.vocabulary.resolve_provider`); an unplaceable name stays unknown.
 - Evaluation is pure: it reads policies and facts, never the environment or the database.
 """
 
@@ -44,6 +47,7 @@ from ledger.policy.verdict import (
     VerdictKind,
     strictest,
 )
+from ledger.vocabulary import resolve_provider
 
 __all__ = ["conduct_rules", "evaluate", "rule_ref", "version_at"]
 
@@ -105,7 +109,8 @@ def conduct_rules(
     if at.tzinfo is None or at.utcoffset() is None:
         raise InputError("conduct_rules needs a timezone-aware time")
     found: list[RuleRef] = []
-    for policy in (policies or default_policies()).for_provider(provider):
+    policy_set = policies or default_policies()
+    for policy in policy_set.for_provider(_canonical_provider(policy_set, provider)):
         version = version_at(policy, at)
         if version is None:
             continue
@@ -344,6 +349,17 @@ def _timed_layer(
     return _layer(policies, layer, policy, version, "time", purpose, call, facts)
 
 
+def _canonical_provider(policies: PolicySet, provider: str) -> str:
+    """``provider`` itself when a policy governs it, else its canonical slug if it is an alias."""
+    if provider == SELF_HOSTED or policies.for_provider(provider):
+        return provider
+    try:
+        return resolve_provider(provider)
+    except InputError:
+        # Not a name we know: judged as recorded, which yields a "no-policy" unknown layer.
+        return provider
+
+
 def _routes(policy: PolicyFile, model: str | None, policies: PolicySet) -> list[PolicyFile]:
     if policy.pass_through is None or model is None:
         return []
@@ -391,9 +407,10 @@ def evaluate(
     layers: list[LayerResult] = []
 
     licence = policy_set.licence_for(call.model) if call.model else None
-    needs_licence = call.provider == SELF_HOSTED
-    if call.provider != SELF_HOSTED:
-        hosts = policy_set.for_provider(call.provider)
+    provider = _canonical_provider(policy_set, call.provider)
+    needs_licence = provider == SELF_HOSTED
+    if provider != SELF_HOSTED:
+        hosts = policy_set.for_provider(provider)
         if not hosts:
             note = f"no policy is encoded for provider {call.provider!r}"
             layers.append(_unknown("terms", call.provider, "no-policy", note))
@@ -409,7 +426,7 @@ def evaluate(
             )
             if host.serves_third_party_models and not sellers and not own:
                 needs_licence = True
-    if licence is not None and call.provider in licence[0].first_party_providers:
+    if licence is not None and provider in licence[0].first_party_providers:
         # The vendor's own API serves its model under its API terms, not the weights licence.
         licence = None
     if licence is not None:

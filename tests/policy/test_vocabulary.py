@@ -65,3 +65,21 @@ def test_unknown_name_suggests(name: str, hint: str) -> None:
 def test_unplaceable_name_is_refused(name: str) -> None:
     with pytest.raises(InputError):
         resolve_provider(name)
+
+
+def test_an_alias_recorded_as_provider_is_judged_under_its_slug() -> None:
+    # A user's hosts= mapping may record "xai"; the engine judges it under x_ai's terms.
+    from datetime import UTC, datetime
+
+    from ledger.policy import CallFacts, conduct_rules, evaluate
+
+    at = datetime(2026, 9, 1, 12, tzinfo=UTC)
+    verdict = evaluate(CallFacts(provider="xai", model="grok-4", at=at), "train-model", {})
+    assert [layer.policy for layer in verdict.layers] == ["xai"]
+    assert verdict.verdict == "prohibited"  # the 2026 AUP bans distilling outright
+    by_alias = [r.rule_id for r in conduct_rules("xai", "rate-limit-evasion", at)]
+    assert by_alias
+    assert by_alias == [r.rule_id for r in conduct_rules("x_ai", "rate-limit-evasion", at)]
+    unknown = evaluate(CallFacts(provider="zzzz-nothing", model="m", at=at), "evaluate", {})
+    assert unknown.verdict == "unknown"
+    assert unknown.layers[0].reasons[0].effect == "no-policy"
