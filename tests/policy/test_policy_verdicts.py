@@ -602,13 +602,13 @@ CASES = [
         "xai before first version", "x_ai", "grok-2", "2025-01-01", "evaluate", NO_FACTS, "unknown"
     ),
     Case(
-        "xai non-competing classifier before the 2025-06-27 distillation clause",
+        "xai non-competing classifier before 2025-06-27: Enterprise Terms read only in part",
         "x_ai",
         "grok-4",
         "2025-03-01",
         "train-model",
         {"competes_with_provider": "no", "student_kind": "classifier"},
-        "allowed",
+        "unknown",
     ),
     Case(
         "xai non-competing LLM is 'similar to' the Service",
