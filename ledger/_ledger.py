@@ -60,6 +60,7 @@ if TYPE_CHECKING:
     from ledger._judge import Judge, VerdictCheck
     from ledger.audit import DatasetAudit
     from ledger.crypto.keys import SigningKey
+    from ledger.crypto.multiproof import MultiProof
     from ledger.log.signing import BatchSigner
     from ledger.log.writer import Writer
     from ledger.policy import DeclaredFacts, Verdict
@@ -497,6 +498,10 @@ class Ledger:
     def consistency_proof(self, first: int, second: int | None = None) -> list[bytes]:
         """RFC 9162 consistency proof from size ``first`` to ``second`` (default: now)."""
         return self.store.consistency_proof(first, self.size if second is None else second)
+
+    def multiproof(self, leaf_indexes: Sequence[int], tree_size: int | None = None) -> MultiProof:
+        """One multiproof of every leaf in ``leaf_indexes`` (DESIGN.md, Multiproof)."""
+        return self.store.multiproof(leaf_indexes, self.size if tree_size is None else tree_size)
 
     def checkpoint(self) -> CheckpointRecord:
         """Sign a checkpoint of the log as it is now (or return the latest if nothing changed)."""

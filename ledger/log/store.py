@@ -29,7 +29,7 @@ from sqlalchemy import Connection, Engine, func, insert, select
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlmodel import SQLModel
 
-from ledger.crypto import tree
+from ledger.crypto import multiproof, tree
 from ledger.crypto.canonical import parse_json
 from ledger.crypto.merkle import verify_consistency
 from ledger.crypto.tree import TreeFrontier
@@ -491,6 +491,22 @@ class LogStore:
             list[bytes],
             self._with_hashes(second, lambda read: tree.consistency_proof(first, second, read)),
         )
+
+    def multiproof(self, leaf_indexes: Sequence[int], size: int) -> multiproof.MultiProof:
+        """One deduplicated proof of every leaf in ``leaf_indexes`` in the tree of ``size``.
+
+        The proof's structure depends only on the indexes, so the stored hashes it needs are
+        read in one pass (chunked IN queries) on the connection that checked the size.
+        """
+        _check_index(size, "tree size")
+        for leaf in leaf_indexes:
+            if not 0 <= leaf < size:
+                raise InputError(f"leaf {leaf} is not in a tree of size {size}")
+        with self._mapped_errors("reading stored hashes"), self.engine.connect() as conn:
+            current = self._size(conn)
+            if size > current:
+                raise InputError(f"tree size {size} is larger than the log ({current} entries)")
+            return multiproof.build(size, leaf_indexes, lambda idx: self._read_hashes(conn, idx))
 
     # -- checkpoints -------------------------------------------------------------------------
 
