@@ -56,3 +56,15 @@ def test_primary_documents_cite_an_archive_commit_or_page(policy_id: str) -> Non
             assert "commit" in evidence or "stored" in evidence or "page" in evidence, (
                 f"{policy_id}/{version.id}/{doc.id}: a primary read names its snapshot"
             )
+
+
+@pytest.mark.parametrize("policy_id", TERMS_FILES)
+def test_a_version_with_an_unread_document_proves_nothing_by_silence(policy_id: str) -> None:
+    # silence: allowed claims the documents were read and say nothing; an S or U document
+    # was not read, so its version must answer unknown for a purpose no rule names.
+    policy = default_policies().get(policy_id)
+    assert policy is not None
+    for version in policy.versions:
+        weak = [d.id for d in version.documents if d.confidence in ("S", "U")]
+        if weak:
+            assert version.silence == "unknown", (version.id, weak)
