@@ -28,6 +28,7 @@ _GROUPS = {
     "policy": ("ledger.cli.policy", "Provider policies: list, show, lint, export, check, diff."),
     "audit": ("ledger.cli.audit", "Audits of datasets and of conduct across calls."),
     "spool": ("ledger.cli.spool", "The on-disk spool of entries not yet committed."),
+    "token": ("ledger.cli.token", "Bearer tokens of the audit service: create, list, revoke."),
 }
 # Root options that take a value (skipped when looking for the command name).
 _VALUED = {"--home", "--db"}
