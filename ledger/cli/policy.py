@@ -382,10 +382,13 @@ def _print_diff(found: PolicyDiff) -> None:
     if not found.changed:
         same = "the same version" if found.from_version == found.to_version else "no rule changes"
         typer.echo(f"  unchanged ({same})")
-        return
     for kind in ("added", "removed", "reworded"):
         for change in found.of_kind(kind):
             typer.echo(f"  {kind:<9} {_describe(change)}")
+    for doc in found.documents:
+        what = f": {', '.join(doc.fields)} changed" if doc.fields else ""
+        view = doc.after or doc.before or {}
+        typer.echo(f"  document {doc.change} {doc.document_id} ({view.get('title')}){what}")
 
 
 def _describe(change: RuleChange) -> str:

@@ -9,6 +9,9 @@ Invariants:
   field a verdict or a citation rests on differs: type, purposes or conduct kind, constraints,
   duties, exceptions, cited source, clause, paraphrase or confidence. The fields that differ are
   listed, so a team can tell a new condition from a corrected citation.
+- Source documents are compared by id too (added, removed, or a changed title, date, URL or
+  confidence). A document change with no rule change is reported but does not count as
+  ``changed``: the verdicts it yields are the same, only their citation moved.
 - Pure: reads policy objects only.
 """
 
@@ -20,7 +23,17 @@ from typing import Any
 
 from ledger.policy.schema import PolicyFile, PolicyVersion, Rule
 
-__all__ = ["RULE_FIELDS", "PolicyDiff", "RuleChange", "diff_policy"]
+__all__ = [
+    "DOCUMENT_FIELDS",
+    "RULE_FIELDS",
+    "DocumentChange",
+    "PolicyDiff",
+    "RuleChange",
+    "diff_policy",
+]
+
+DOCUMENT_FIELDS: tuple[str, ...] = ("title", "url", "date", "confidence")
+"""The source-document fields compared."""
 
 RULE_FIELDS: tuple[str, ...] = (
     "type",
@@ -59,6 +72,27 @@ class RuleChange:
 
 
 @dataclass(frozen=True, slots=True)
+class DocumentChange:
+    """One source document that differs between the two versions."""
+
+    document_id: str
+    change: str  # "added", "removed" or "revised"
+    fields: tuple[str, ...] = ()
+    before: dict[str, Any] | None = None
+    after: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {
+            "document_id": self.document_id,
+            "change": self.change,
+            "fields": list(self.fields),
+            "before": self.before,
+            "after": self.after,
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class PolicyDiff:
     """The rule changes of one policy between the versions in force on two days."""
 
@@ -68,6 +102,7 @@ class PolicyDiff:
     from_version: str | None
     to_version: str | None
     changes: tuple[RuleChange, ...] = field(default=())
+    documents: tuple[DocumentChange, ...] = field(default=())
 
     @property
     def changed(self) -> bool:
@@ -88,6 +123,7 @@ class PolicyDiff:
             "added": [c.to_dict() for c in self.of_kind("added")],
             "removed": [c.to_dict() for c in self.of_kind("removed")],
             "reworded": [c.to_dict() for c in self.of_kind("reworded")],
+            "documents": [d.to_dict() for d in self.documents],
         }
 
 
@@ -98,6 +134,29 @@ def _in_force(policy: PolicyFile, day: dt.date) -> PolicyVersion | None:
 def _rule_view(rule: Rule) -> dict[str, Any]:
     dumped = rule.model_dump(mode="json")
     return {name: dumped[name] for name in ("id", *RULE_FIELDS)}
+
+
+def _document_changes(
+    before: PolicyVersion | None, after: PolicyVersion | None
+) -> tuple[DocumentChange, ...]:
+    def view(version: PolicyVersion | None) -> dict[str, dict[str, Any]]:
+        if version is None:
+            return {}
+        return {
+            d.id: {name: d.model_dump(mode="json")[name] for name in ("id", *DOCUMENT_FIELDS)}
+            for d in version.documents
+        }
+
+    old, new = view(before), view(after)
+    changes = [DocumentChange(i, "removed", before=old[i]) for i in old if i not in new]
+    for doc_id, now in new.items():
+        if doc_id not in old:
+            changes.append(DocumentChange(doc_id, "added", after=now))
+            continue
+        fields = tuple(name for name in DOCUMENT_FIELDS if old[doc_id][name] != now[name])
+        if fields:
+            changes.append(DocumentChange(doc_id, "revised", fields, old[doc_id], now))
+    return tuple(changes)
 
 
 def diff_policy(policy: PolicyFile, from_day: dt.date, to_day: dt.date) -> PolicyDiff:
@@ -130,4 +189,5 @@ def diff_policy(policy: PolicyFile, from_day: dt.date, to_day: dt.date) -> Polic
         from_version=before.id if before else None,
         to_version=after.id if after else None,
         changes=tuple(changes),
+        documents=_document_changes(before, after),
     )

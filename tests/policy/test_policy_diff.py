@@ -68,11 +68,31 @@ def test_added_removed_and_reworded(tmp_path: Path) -> None:
     assert [c["rule_id"] for c in data["added"]] == ["red-team"]
 
 
+def test_document_changes_are_listed_without_counting_as_rule_changes(tmp_path: Path) -> None:
+    text = _POLICY.replace(
+        "    documents: [{id: tos, title: ToS, url: https://demo.example/tos, confidence: P}]\n"
+        "    rules:\n      - {id: compete, type: prohibition, purposes: [train-model], source: tos,"
+        ' clause: "2(b)"',
+        "    documents: [{id: tos, title: ToS 2025, url: https://demo.example/tos,"
+        " confidence: P}]\n"
+        "    rules:\n      - {id: compete, type: prohibition, purposes: [train-model], source: tos,"
+        ' clause: "2(b)"',
+    )
+    assert text != _POLICY
+    path = tmp_path / "demo.yaml"
+    path.write_text(text, encoding="utf-8")
+    found = diff_policy(load_policy_file(path), dt.date(2024, 6, 1), dt.date(2025, 6, 1))
+    (doc,) = found.documents
+    assert (doc.document_id, doc.change, doc.fields) == ("tos", "revised", ("title",))
+    assert found.to_dict()["documents"][0]["after"]["title"] == "ToS 2025"
+
+
 def test_same_version_has_no_changes(tmp_path: Path) -> None:
     found = diff_policy(_policy(tmp_path), dt.date(2024, 2, 1), dt.date(2024, 11, 1))
     assert found.from_version == found.to_version == "v1"
     assert found.changes == ()
     assert not found.changed
+    assert found.documents == ()
 
 
 def test_a_day_before_the_first_version_adds_everything(tmp_path: Path) -> None:
