@@ -24,6 +24,7 @@ __all__ = [
     "Checkpoint",
     "Entry",
     "Key",
+    "ManifestBuild",
     "Meta",
     "TreeHash",
     "VerdictDocument",
@@ -149,3 +150,23 @@ class ApiTokenRevocation(SQLModel, table=True):
 
     token_id: str = Field(primary_key=True, max_length=32)
     revoked_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+
+
+class ManifestBuild(SQLModel, table=True):
+    """One evidence pack built for a dataset name: the checkpoint it proves against.
+
+    Later builds of the same name carry a consistency proof from the checkpoints listed here,
+    so an auditor holding an earlier pack can check that the log only grew.
+    """
+
+    __tablename__ = "manifest_builds"
+
+    seq: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    name: str = Field(max_length=256, nullable=False, index=True)
+    version: str | None = Field(default=None, max_length=128)
+    tree_size: int = Field(sa_column=Column(BigInteger, nullable=False))
+    root_hash: bytes = Field(sa_column=Column(LargeBinary(32), nullable=False))
+    checkpoint: str = Field(nullable=False)
+    manifest_sha256: str = Field(max_length=64, nullable=False)
+    examples: int = Field(sa_column=Column(BigInteger, nullable=False))
+    built_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
