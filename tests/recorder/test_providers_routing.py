@@ -196,3 +196,10 @@ def test_parse_exchange_never_raises(
     for count in (facts.input_tokens, facts.output_tokens):
         assert count is None or (isinstance(count, int) and count >= 0)
     assert facts.request_model is None or isinstance(facts.request_model, str)
+
+
+def test_meta_llama_api_is_recorded_as_meta() -> None:
+    """Meta's Llama API has terms of its own (policies/meta.yaml): its calls must say so."""
+    adapter = identify("api.llama.com", "/compat/v1/chat/completions")
+    assert isinstance(adapter, OpenAIAdapter)
+    assert adapter.provider == "meta"

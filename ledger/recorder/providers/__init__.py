@@ -55,6 +55,7 @@ KNOWN_HOSTS: Mapping[str, str] = {
     "api.groq.com": "groq",
     "api.mistral.ai": "mistral_ai",
     "api.x.ai": "x_ai",
+    "api.llama.com": "meta",  # Meta's Llama API (its OpenAI-compatible routes too)
 }
 
 # Azure OpenAI resources live on per-customer subdomains of these domains.
