@@ -1,1 +1,82 @@
-"""The audit service (FastAPI): routes of DESIGN.md under ``/v1``, bearer tokens with roles."""
+"""The audit service (FastAPI): DESIGN.md's routes under ``/v1``, bearer tokens with roles.
+
+Invariants:
+
+* :func:`create_app` is the only way the app is built; it opens the ledger (read-only for
+  reads, writable unless ``api_read_only``) before answering anything, so a bad database or
+  key file fails at start-up, not on the first request.
+* Errors are ``{"error": {"code", "message"}}`` (:mod:`ledger.api.errors` is the one mapping);
+  CORS is off unless origins are configured; request bodies are bounded.
+
+Example:
+    >>> from ledger.api import create_app
+    >>> from ledger.api.settings import ApiSettings
+    >>> app = create_app(ApiSettings(home="/tmp/demo-ledger"))  # doctest: +SKIP
+    >>> # uvicorn.run(app)  or  `ledger serve`
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from ledger.settings import Settings
+
+__all__ = ["app_from_env", "create_app"]
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The FastAPI app serving the ledger that ``settings`` describe (default: environment)."""
+    from ledger import __version__
+    from ledger.api import admin, routes
+    from ledger.api.errors import BodyLimit, install_handlers
+    from ledger.api.service import Service
+    from ledger.api.settings import ApiSettings
+
+    if isinstance(settings, ApiSettings):
+        api_settings = settings
+    elif settings is not None:
+        api_settings = ApiSettings(**settings.model_dump(exclude_unset=True))
+    else:
+        api_settings = ApiSettings()
+    service = Service(api_settings)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            service.close()
+
+    app = FastAPI(
+        title="distill-ledger audit service",
+        version=__version__,
+        description=(
+            "Provenance ledger of teacher-model API calls. Every answer with entries carries "
+            "the signed checkpoint it was served against and the proof of its entries. "
+            "Verdicts report what dated provider terms say, not what is lawful."
+        ),
+        lifespan=lifespan,
+    )
+    app.state.service = service
+    install_handlers(app)
+    app.include_router(routes.router)
+    app.include_router(admin.router)
+    app.add_middleware(BodyLimit, limit=api_settings.api_max_body_bytes)
+    if api_settings.api_cors_origins:
+        from fastapi.middleware.cors import CORSMiddleware
+
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=api_settings.api_cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type"],
+        )
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """The app from ``LEDGER_*`` settings: the factory each ``ledger serve`` worker calls."""
+    return create_app()

@@ -1,0 +1,325 @@
+"""What the routes stand on: the ledgers one service process holds, checkpoints, pages, proofs.
+
+Invariants:
+
+* Reads go through a ledger opened without keys on an engine that cannot write (SQLite
+  ``mode=ro``, PostgreSQL read-only sessions). A writable ledger exists only when the service
+  is not read-only; it alone records, signs checkpoints and manages tokens and keys.
+* Every answer that carries entries is served against one signed checkpoint and carries only
+  entries below its tree size, with the proof of those entries against its root (an RFC 9162
+  inclusion proof for one entry, a DESIGN.md multiproof for a page). Leaf hashes are computed
+  here from the stored leaf bytes, and the entries go out as those exact bytes, so what a
+  client hashes is what the log holds.
+* A writable service signs a fresh checkpoint for a read only when the latest one is older than
+  ``api_checkpoint_age`` seconds and the log has grown past it, so a busy service adds at most
+  one checkpoint per that interval (and :meth:`Ledger.checkpoint` never signs a duplicate).
+* A dataset-scoped token sees only entries whose ``dataset`` is in its scope.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import threading
+import urllib.parse
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Engine, and_, exists, select
+from sqlalchemy.sql.elements import ColumnElement
+from sqlmodel import SQLModel
+
+from ledger._ledger import Ledger
+from ledger.api.settings import ApiSettings
+from ledger.crypto.note import verifier_key_string
+from ledger.errors import InputError, NotFoundError
+from ledger.log import schema, tables
+from ledger.log.store import CheckpointRecord
+
+__all__ = ["EntryFilters", "Page", "Service", "checkpoint_json"]
+
+del tables  # imported to register the tables on SQLModel.metadata
+_ENTRIES = SQLModel.metadata.tables["entries"]
+_VERDICTS = SQLModel.metadata.tables["verdicts"]
+VERDICTS = ("allowed", "conditional", "prohibited", "unknown")
+
+
+@dataclass(frozen=True, slots=True)
+class EntryFilters:
+    """The filters of an entry listing; ``datasets`` is the token's scope (None: all)."""
+
+    dataset: str | None = None
+    provider: str | None = None
+    model: str | None = None
+    account: str | None = None
+    purpose: str | None = None
+    verdict: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+    def digest(self) -> str:
+        """A short digest binding a cursor to the filters it was issued for."""
+        values = {f.name: _plain(getattr(self, f.name)) for f in fields(self)}
+        text = json.dumps(values, sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _plain(value: object) -> object:
+    return value.isoformat() if isinstance(value, datetime) else value
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """Entries ``(leaf_index, leaf bytes)`` of one listing page and where the next one starts."""
+
+    checkpoint: CheckpointRecord
+    rows: list[tuple[int, bytes]]
+    next_start: int | None
+
+
+def checkpoint_json(record: CheckpointRecord) -> dict[str, Any]:
+    """The checkpoint as served: the signed note (what clients verify) and its plain fields."""
+    return {
+        "tree_size": record.tree_size,
+        "root_hash": record.root_hash.hex(),
+        "note": record.note,
+        "signed_at": record.signed_at.isoformat(),
+    }
+
+
+def encode_cursor(start: int, filters: EntryFilters) -> str:
+    raw = f"v1:{start}:{filters.digest()}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, filters: EntryFilters) -> int:
+    """The leaf index a cursor resumes at (InputError for a foreign or damaged cursor)."""
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        version, start, digest = text.split(":")
+        position = int(start)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InputError("malformed cursor") from exc
+    if version != "v1" or position < 0:
+        raise InputError("malformed cursor")
+    if digest != filters.digest():
+        raise InputError("the cursor belongs to a listing with other filters")
+    return position
+
+
+class Service:
+    """The ledgers and caches of one service process."""
+
+    def __init__(self, settings: ApiSettings) -> None:
+        self.settings = settings
+        self.writer: Ledger | None = None
+        if not settings.api_read_only:
+            self.writer = Ledger.from_settings(settings, create=False)
+        try:
+            self.reader = self._open_reader()
+            if self.writer is not None:
+                self.writer.checkpoint()  # a signed head from the first request on
+        except BaseException:
+            if self.writer is not None:
+                self.writer.close()
+            raise
+        self._checkpoint_lock = threading.Lock()
+        self._policies: Any = None
+
+    def _open_reader(self) -> Ledger:
+        settings = self.settings
+        url = settings.resolved_database_url()
+        path = schema.sqlite_path(url)
+        if path is not None and self.writer is not None:
+            # The writer in this process keeps the write-ahead log; read_only_url would open
+            # the file immutable when that log happens to be empty, and then never see it.
+            quoted = urllib.parse.quote(str(path.resolve()))
+            url = f"sqlite:///file:{quoted}?mode=ro&uri=true"
+        else:
+            url = schema.read_only_url(url)
+        engine = schema.make_engine(url, sqlite_busy_timeout=settings.sqlite_busy_timeout)
+        try:
+            schema.require_schema(engine)
+            return Ledger(engine, None, origin=settings.origin, judge=False, home=settings.home)
+        except BaseException:
+            engine.dispose()
+            raise
+
+    def close(self) -> None:
+        self.reader.close()
+        if self.writer is not None:
+            self.writer.close()
+
+    @property
+    def engine(self) -> Engine:
+        """The read-only engine (tokens are checked through it)."""
+        return self.reader.store.engine
+
+    def writable(self) -> Ledger:
+        """The writable ledger (ReadOnlyError from a read-only service)."""
+        if self.writer is None:
+            from ledger.errors import ReadOnlyError
+
+            raise ReadOnlyError("this service is read-only: it does not record or manage")
+        return self.writer
+
+    # -- checkpoints ---------------------------------------------------------------------
+
+    def checkpoint(self) -> CheckpointRecord:
+        """The checkpoint reads are served against (see the module docstring)."""
+        latest = self.reader.latest_checkpoint()
+        if self.writer is None:
+            if latest is None:
+                raise NotFoundError("the log has no signed checkpoint yet")
+            return latest
+        if latest is not None:
+            age = (datetime.now(UTC) - latest.signed_at).total_seconds()
+            if age < self.settings.api_checkpoint_age or self.reader.size <= latest.tree_size:
+                return latest
+        with self._checkpoint_lock:
+            return self.writer.checkpoint()
+
+    # -- keys ----------------------------------------------------------------------------
+
+    def keys(self) -> dict[str, Any]:
+        records = self.reader.keys()
+        active = {kind: [r for r in records if r.kind == kind][-1:] for kind in ("log", "recorder")}
+        log_keys, recorder_keys = [], []
+        seen: set[str] = set()
+        for r in records:
+            if r.kind == "log":
+                log_keys.append(
+                    {
+                        "key_id": r.key_id,
+                        "name": r.name,
+                        "verifier_key": verifier_key_string(r.name, r.public_key),
+                        "created_at": r.created_at.isoformat(),
+                        "active": r in active["log"],
+                    }
+                )
+            elif r.kind == "recorder" and r.key_id not in seen:
+                seen.add(r.key_id)
+                recorder_keys.append(
+                    {
+                        "key_id": r.key_id,
+                        "name": r.name,
+                        "public_key": base64.b64encode(r.public_key).decode(),
+                        "created_at": r.created_at.isoformat(),
+                        "active": bool(active["recorder"])
+                        and r.key_id == active["recorder"][0].key_id,
+                    }
+                )
+        return {
+            "ledger_id": self.reader.install_id,
+            "origin": self.reader.origin,
+            "verifier_key": log_keys[-1]["verifier_key"] if log_keys else None,
+            "log_keys": log_keys,
+            "recorder_keys": recorder_keys,
+        }
+
+    # -- entries -------------------------------------------------------------------------
+
+    def entry(
+        self, leaf_index: int, scope: Sequence[str] | None
+    ) -> tuple[CheckpointRecord, bytes, list[bytes]]:
+        """One entry below the checkpoint, its leaf bytes and its inclusion proof."""
+        record = self.checkpoint()
+        if leaf_index < 0 or leaf_index >= record.tree_size:
+            raise NotFoundError(
+                f"no entry at leaf index {leaf_index} under checkpoint size {record.tree_size}"
+            )
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(_ENTRIES.c.entry, _ENTRIES.c.dataset).where(
+                    _ENTRIES.c.leaf_index == leaf_index
+                )
+            ).first()
+        if row is None or (scope is not None and row.dataset not in scope):
+            # Out of scope reads as absent: a scoped token learns nothing of other datasets.
+            raise NotFoundError(f"no entry at leaf index {leaf_index}")
+        proof = self.reader.inclusion_proof(leaf_index, record.tree_size)
+        return record, bytes(row.entry), proof
+
+    def page(
+        self, filters: EntryFilters, scope: Sequence[str] | None, start: int, limit: int
+    ) -> Page:
+        """Entries matching ``filters`` from leaf ``start`` on, at most ``limit`` of them."""
+        record = self.checkpoint()
+        conditions: list[ColumnElement[bool]] = [
+            _ENTRIES.c.leaf_index >= start,
+            _ENTRIES.c.leaf_index < record.tree_size,
+        ]
+        for column, value in (
+            ("dataset", filters.dataset),
+            ("provider", filters.provider),
+            ("request_model", filters.model),
+            ("account", filters.account),
+            ("purpose", filters.purpose),
+        ):
+            if value is not None:
+                conditions.append(_ENTRIES.c[column] == value)
+        if scope is not None:
+            conditions.append(_ENTRIES.c.dataset.in_(list(scope)))
+        recorded = _ENTRIES.c.recorded_at
+        if filters.since is not None:
+            conditions.append(recorded >= self._db_time(filters.since))
+        if filters.until is not None:
+            conditions.append(recorded < self._db_time(filters.until))
+        if filters.verdict is not None:
+            conditions.append(self._latest_verdict_is(filters.verdict))
+        query = (
+            select(_ENTRIES.c.leaf_index, _ENTRIES.c.entry)
+            .where(and_(*conditions))
+            .order_by(_ENTRIES.c.leaf_index)
+            .limit(limit + 1)
+        )
+        with self.engine.connect() as conn:
+            rows = [(int(r[0]), bytes(r[1])) for r in conn.execute(query)]
+        next_start = rows[limit][0] if len(rows) > limit else None
+        return Page(record, rows[:limit], next_start)
+
+    def _db_time(self, moment: datetime) -> datetime:
+        utc = moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
+        # SQLite stores recorded_at as UTC text without a zone (see LogStore).
+        return utc.replace(tzinfo=None) if self.engine.dialect.name == "sqlite" else utc
+
+    @staticmethod
+    def _latest_verdict_is(verdict: str) -> ColumnElement[bool]:
+        """The entry's most recent stored verdict (any purpose) is ``verdict``."""
+        if verdict not in VERDICTS:
+            raise InputError(f"unknown verdict {verdict!r}: expected one of {', '.join(VERDICTS)}")
+        v = _VERDICTS.alias("v")
+        later = _VERDICTS.alias("w")
+        newer = exists().where(
+            and_(later.c.leaf_index == v.c.leaf_index, later.c.evaluated_at > v.c.evaluated_at)
+        )
+        return exists().where(
+            and_(v.c.leaf_index == _ENTRIES.c.leaf_index, v.c.verdict == verdict, ~newer)
+        )
+
+    def page_proof(self, page: Page) -> dict[str, Any]:
+        proof = self.reader.multiproof([i for i, _ in page.rows], page.checkpoint.tree_size)
+        return proof.to_dict()
+
+    def all_entries(
+        self, scope: Sequence[str] | None, filters: Mapping[str, str]
+    ) -> list[tuple[int, Mapping[str, Any]]]:
+        """Every visible entry below the checkpoint as ``(leaf_index, body)`` (for audits)."""
+        record = self.checkpoint()
+        out: list[tuple[int, Mapping[str, Any]]] = []
+        for stored in self.reader.store.entries(0, record.tree_size, dict(filters)):
+            body = stored.body
+            if scope is not None and body.get("dataset") not in scope:
+                continue
+            out.append((stored.leaf_index, body))
+        return out
+
+    def policies(self) -> Any:
+        if self._policies is None:
+            from ledger.policy.loader import default_policies
+
+            self._policies = default_policies()
+        return self._policies
