@@ -13,6 +13,7 @@ import logging
 import os
 import sqlite3
 import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,6 +27,7 @@ from ledger.testing.fake_provider import FakeProviderServer
 from tests.recorder.helpers import API_KEY, HOSTS, open_ledger
 
 MESSAGES: list[Any] = [{"role": "user", "content": "hi"}]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _mount(*args: str) -> None:
@@ -192,3 +194,52 @@ def test_retry_thread_saves_held_entries_by_itself(
         finally:
             client.close()
             lg.close()
+
+
+_EXIT_CHILD = """
+import sqlite3, sys, openai, ledger
+from ledger.recorder import sinks, wrap
+home, base_url = sys.argv[1:3]
+sinks.EXIT_TIMEOUT = 1.0  # read when the exit flush is registered (first recorder)
+lg = ledger.Ledger.from_settings(
+    ledger.Settings(home=home, database_url=f"sqlite:///{home}/ledger.db", sqlite_busy_timeout=0.2)
+)
+blocker = sqlite3.connect(f"{home}/ledger.db", isolation_level=None)
+blocker.execute("BEGIN EXCLUSIVE")  # held until the process is gone, exit handlers included
+client = wrap(openai.OpenAI(api_key="sk-x", base_url=base_url, max_retries=0),
+              ledger=lg, hosts={"127.0.0.1": "openai"})
+for _ in range(3):
+    client.chat.completions.create(model="m", messages=[{"role": "user", "content": "x"}])
+"""
+
+
+def test_entries_nobody_could_take_are_reported_at_exit(
+    fake_provider: FakeProviderServer, tmp_path: Path
+) -> None:
+    home = tmp_path / "home"
+    open_ledger(home).close()
+    spool_dir = home / "spool"
+    spool_dir.mkdir()
+    if os.geteuid() != 0:
+        pytest.skip("a read-only bind mount needs root")
+    try:
+        _mount("--bind", str(spool_dir), str(spool_dir))
+        _mount("-o", "remount,bind,ro", str(spool_dir))
+    except (OSError, subprocess.CalledProcessError) as exc:
+        pytest.skip(f"cannot bind-mount here: {exc}")
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", _EXIT_CHILD, str(home), fake_provider.openai_base_url],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=REPO,
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+            check=False,
+        )
+    finally:
+        subprocess.run(["umount", "-l", str(spool_dir)], check=False)
+    assert done.returncode == 0, done.stderr
+    # Held, retried until the exit deadline, then reported: never dropped in silence.
+    assert "neither committed nor spooled" in done.stderr
+    assert "3 ledger entries are lost at exit" in done.stderr
