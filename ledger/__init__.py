@@ -41,6 +41,7 @@ if _typing.TYPE_CHECKING:
         wrap,
     )
     from ledger.recorder.ids import entry_id
+    from ledger.remote import RemoteLedger, connect
     from ledger.settings import Settings
 
 __version__ = "0.1.0"
@@ -60,11 +61,13 @@ __all__ = [
     "Recorder",
     "RecordingError",
     "RecordingTransport",
+    "RemoteLedger",
     "Settings",
     "StoreError",
     "StoredEntry",
     "VerificationError",
     "VerifyReport",
+    "connect",
     "entry_id",
     "open",
     "recording",
@@ -84,6 +87,8 @@ _HOMES = {
     "VerifyReport": "ledger.log.verify",
     "Settings": "ledger.settings",
     "entry_id": "ledger.recorder.ids",
+    "connect": "ledger.remote",
+    "RemoteLedger": "ledger.remote",
     **dict.fromkeys(
         ["ConfigError", "InputError", "LedgerError", "NotFoundError", "PolicyError",
          "RecordingError", "StoreError", "VerificationError"],

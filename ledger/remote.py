@@ -1,0 +1,359 @@
+"""A client of the audit service that trusts the server for nothing it can check.
+
+Invariants:
+
+* Every checkpoint a :class:`RemoteLedger` accepts is a signed note that verifies under its
+  verifier key: the key the caller passed, or, when none was passed, the active log key the
+  server named on first contact (trust on first use, flagged by
+  :attr:`RemoteLedger.trusted_on_first_use`: a server that lies from the very first answer is
+  caught only by a caller who pins the key).
+* It keeps the largest checkpoint it has accepted; every new one must be proved consistent with
+  it (an RFC 9162 consistency proof fetched from the server between the smaller and the larger
+  tree), so a server that rewinds, forks or rewrites its log is caught at the first answer
+  that shows it. An equal size with another root is a fork.
+* Entries are accepted only with a proof against the checkpoint in the same answer: an
+  inclusion proof for one entry, a multiproof for a page. Leaf hashes are computed here, from
+  the RFC 8785 bytes of each received entry, never taken from the server.
+* Failed checks raise :class:`~ledger.errors.VerificationError` subclasses; HTTP refusals
+  become the ledger's own errors (404 NotFoundError, 4xx InputError, 401/403 ConfigError,
+  405 ReadOnlyError, 5xx and transport failures StoreError). The token is never in a message.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+import httpx
+
+from ledger.crypto import multiproof
+from ledger.crypto.canonical import canonical_json, parse_json
+from ledger.crypto.merkle import leaf_hash, verify_consistency, verify_inclusion
+from ledger.crypto.note import Checkpoint, NoteVerifier, verify_checkpoint
+from ledger.errors import (
+    CheckpointError,
+    ConfigError,
+    ConsistencyError,
+    InclusionProofError,
+    InputError,
+    NotFoundError,
+    ReadOnlyError,
+    StoreError,
+)
+from ledger.log.records import Receipt, StoredEntry
+
+__all__ = ["RemoteLedger", "connect"]
+
+
+class RemoteLedger:
+    """Reads (verified) and sealed-entry appends against a ``ledger serve`` service.
+
+    Example:
+        >>> import ledger
+        >>> remote = ledger.connect(url, token, verifier_key=vkey)  # doctest: +SKIP
+        >>> remote.entry(0).body["provider"]  # proof and checkpoint checked  # doctest: +SKIP
+        'openai'
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str,
+        *,
+        verifier_key: str | None = None,
+        last_checkpoint: str | None = None,
+        verify: bool = True,
+        timeout: float = 30.0,
+        client: httpx.Client | None = None,
+    ) -> None:
+        """Connect to ``base_url`` with bearer ``token``.
+
+        Args:
+            verifier_key: the log's C2SP verifier key string (``name+hexid+base64key``); when
+                omitted, the key the server names first is trusted from then on.
+            last_checkpoint: a signed note saved from an earlier session (see
+                :attr:`last_checkpoint_note`); new checkpoints must be consistent with it.
+            verify: check proofs and checkpoints (default). ``False`` is for benchmarks only.
+            client: an ``httpx.Client`` to send through (tests pass one bound to an app).
+        """
+        self._http = client or httpx.Client(base_url=base_url, timeout=timeout)
+        self._owns_http = client is None
+        self._headers = {"Authorization": f"Bearer {token}"}
+        self._verify = verify
+        self._lock = threading.Lock()
+        self.trusted_on_first_use = verifier_key is None
+        self._verifier: NoteVerifier | None = (
+            NoteVerifier.from_string(verifier_key) if verifier_key is not None else None
+        )
+        self._last: Checkpoint | None = None
+        self._last_note: str | None = None
+        self._ledger_id: str | None = None
+        if last_checkpoint is not None:
+            self._last = verify_checkpoint(last_checkpoint, self._log_verifier())
+            self._last_note = last_checkpoint
+
+    # -- plumbing ----------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the HTTP client (if this object made it)."""
+        if self._owns_http:
+            self._http.close()
+
+    def __enter__(self) -> RemoteLedger:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _request(
+        self, method: str, path: str, *, params: Mapping[str, Any] | None = None, json: Any = None
+    ) -> httpx.Response:
+        query = {k: v for k, v in (params or {}).items() if v is not None}
+        try:
+            response = self._http.request(
+                method, path, params=query, json=json, headers=self._headers
+            )
+        except httpx.HTTPError as exc:
+            raise StoreError(f"the ledger server is unreachable: {type(exc).__name__}") from exc
+        if response.status_code >= 400:
+            raise _error(response)
+        return response
+
+    def _get(self, path: str, **params: Any) -> Any:
+        return parse_json(self._request("GET", path, params=params).content)
+
+    def _log_verifier(self) -> NoteVerifier:
+        if self._verifier is None:
+            keys = self.keys()
+            vkey = keys.get("verifier_key")
+            if not isinstance(vkey, str):
+                raise CheckpointError("the server names no log verifier key")
+            self._verifier = NoteVerifier.from_string(vkey)
+        return self._verifier
+
+    # -- checkpoints -------------------------------------------------------------------------
+
+    @property
+    def verifier_key(self) -> str:
+        """The verifier key checkpoints are checked with (passed in, or first seen)."""
+        return self._log_verifier().to_string()
+
+    @property
+    def last_checkpoint(self) -> Checkpoint | None:
+        """The largest checkpoint accepted so far."""
+        return self._last
+
+    @property
+    def last_checkpoint_note(self) -> str | None:
+        """Its signed note, to save and pass as ``last_checkpoint`` next session."""
+        return self._last_note
+
+    def checkpoint(self) -> Checkpoint:
+        """The server's latest checkpoint, verified and proved consistent with earlier ones."""
+        return self._accept(self._get("/v1/log/checkpoint"))
+
+    def _accept(self, served: Any) -> Checkpoint:
+        note = served.get("note") if isinstance(served, Mapping) else None
+        if not isinstance(note, str):
+            raise CheckpointError("the answer carries no checkpoint note")
+        if not self._verify:
+            return Checkpoint.from_text(note.split("\n\n", 1)[0] + "\n")
+        checkpoint = verify_checkpoint(note, self._log_verifier())
+        with self._lock:
+            last = self._last
+            if last is None:
+                self._last, self._last_note = checkpoint, note
+                return checkpoint
+            if checkpoint.size == last.size:
+                if checkpoint.root_hash != last.root_hash:
+                    raise ConsistencyError(
+                        f"two checkpoints of size {last.size} with different roots: the log forked"
+                    )
+                return checkpoint
+        older, newer = sorted((last, checkpoint), key=lambda c: c.size)
+        try:
+            proof = self.consistency_proof(older.size, newer.size)
+        except (InputError, NotFoundError) as exc:
+            raise ConsistencyError(
+                f"the server cannot prove tree size {newer.size} consistent with {older.size}: "
+                f"its log was rewound or rewritten ({exc})"
+            ) from exc
+        verify_consistency(older.size, newer.size, proof, older.root_hash, newer.root_hash)
+        with self._lock:
+            if self._last is None or newer.size > self._last.size:
+                self._last = newer
+                self._last_note = note if newer is checkpoint else self._last_note
+        return checkpoint
+
+    # -- reads -------------------------------------------------------------------------------
+
+    def keys(self) -> dict[str, Any]:
+        """The server's key listing (``ledger_id``, ``verifier_key``, log and recorder keys).
+
+        Unauthenticated data: the log key is trusted only as described in the module docstring.
+        """
+        keys: dict[str, Any] = self._get("/v1/keys")
+        if isinstance(keys.get("ledger_id"), str):
+            self._ledger_id = keys["ledger_id"]
+        return keys
+
+    @property
+    def ledger_id(self) -> str:
+        """The install id entries must be sealed for (from the server's key listing)."""
+        if self._ledger_id is None:
+            self.keys()
+        if self._ledger_id is None:
+            raise ConfigError("the server does not say which ledger it is")
+        return self._ledger_id
+
+    def entry(self, leaf_index: int) -> StoredEntry:
+        """The entry at ``leaf_index``, checked against the checkpoint served with it."""
+        answer = self._get(f"/v1/entries/{int(leaf_index)}")
+        checkpoint = self._accept(answer.get("checkpoint"))
+        item = answer.get("entry") or {}
+        stored = _stored(item)
+        if stored.leaf_index != leaf_index:
+            raise InclusionProofError(f"asked for leaf {leaf_index}, got {stored.leaf_index}")
+        if self._verify:
+            proof = answer.get("inclusion_proof") or {}
+            if proof.get("tree_size") != checkpoint.size or proof.get("leaf_index") != leaf_index:
+                raise InclusionProofError(
+                    "the inclusion proof is not for this entry and checkpoint"
+                )
+            verify_inclusion(
+                leaf_index,
+                checkpoint.size,
+                stored.leaf_hash,
+                [_hex(h) for h in proof.get("hashes", [])],
+                checkpoint.root_hash,
+            )
+        return stored
+
+    def page(
+        self, *, cursor: str | None = None, limit: int = 100, **filters: Any
+    ) -> tuple[list[StoredEntry], str | None]:
+        """One page of entries (filters: dataset, provider, model, account, purpose, verdict,
+        since, until), checked with its multiproof; returns the entries and the next cursor."""
+        params = {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in filters.items()}
+        answer = self._get("/v1/entries", cursor=cursor, limit=limit, **params)
+        checkpoint = self._accept(answer.get("checkpoint"))
+        entries = [_stored(item) for item in answer.get("entries", [])]
+        if self._verify:
+            proof = multiproof.MultiProof.from_dict(answer.get("multiproof"))
+            if proof.tree_size != checkpoint.size:
+                raise InclusionProofError("the page's multiproof is for another tree size")
+            if list(proof.leaf_indexes) != sorted({e.leaf_index for e in entries}):
+                raise InclusionProofError("the page's multiproof lists other leaves")
+            leaves = {e.leaf_index: e.leaf_hash for e in entries}
+            multiproof.verify(proof, leaves, checkpoint.root_hash)
+        next_cursor = answer.get("next_cursor")
+        return entries, next_cursor if isinstance(next_cursor, str) else None
+
+    def entries(self, *, limit: int = 100, **filters: Any) -> Iterator[StoredEntry]:
+        """Every matching entry in leaf order, page by page, each page verified."""
+        cursor: str | None = None
+        while True:
+            entries, cursor = self.page(cursor=cursor, limit=limit, **filters)
+            yield from entries
+            if cursor is None:
+                return
+
+    def inclusion_proof(self, leaf_index: int, tree_size: int | None = None) -> list[bytes]:
+        """The server's RFC 9162 inclusion proof (unchecked: check it against a root you trust)."""
+        answer = self._get("/v1/log/proof/inclusion", leaf_index=leaf_index, tree_size=tree_size)
+        return [_hex(h) for h in answer["hashes"]]
+
+    def consistency_proof(self, first: int, second: int | None = None) -> list[bytes]:
+        """The server's RFC 9162 consistency proof (checked by :meth:`checkpoint`, not here)."""
+        answer = self._get("/v1/log/proof/consistency", first=first, second=second)
+        return [_hex(h) for h in answer["hashes"]]
+
+    def policies(self) -> list[dict[str, Any]]:
+        """The provider policies the server judges by."""
+        found: list[dict[str, Any]] = self._get("/v1/policies")
+        return found
+
+    def conduct(self, **filters: Any) -> dict[str, Any]:
+        """Conduct findings over the entries this token may see (provider, dataset, since)."""
+        found: dict[str, Any] = self._get("/v1/audit/conduct", **filters)
+        self._accept(found.get("checkpoint"))
+        return found
+
+    # -- appends -----------------------------------------------------------------------------
+
+    def append_sealed(self, entries: Sequence[Mapping[str, Any]]) -> list[Receipt]:
+        """Store sealed entries (signed by this token's recorder key); idempotent by entry id."""
+        response = self._request("POST", "/v1/entries", json={"entries": list(entries)})
+        answer = parse_json(response.content)
+        return [Receipt.from_dict(r) for r in answer["receipts"]]
+
+
+def connect(
+    base_url: str,
+    token: str,
+    *,
+    verifier_key: str | None = None,
+    last_checkpoint: str | None = None,
+    verify: bool = True,
+    timeout: float = 30.0,
+    client: httpx.Client | None = None,
+) -> RemoteLedger:
+    """Connect to a ledger server; reads verify proofs and checkpoints by default.
+
+    Pass ``verifier_key`` (``ledger checkpoint`` or ``GET /v1/keys`` on a machine you trust
+    prints it) to pin the log key; without it the first key the server names is trusted.
+
+    Example:
+        >>> remote = ledger.connect("https://ledger.example", token)  # doctest: +SKIP
+        >>> for entry in remote.entries(dataset="tutor-v1"):  # doctest: +SKIP
+        ...     print(entry.leaf_index, entry.body["provider"])
+    """
+    return RemoteLedger(
+        base_url,
+        token,
+        verifier_key=verifier_key,
+        last_checkpoint=last_checkpoint,
+        verify=verify,
+        timeout=timeout,
+        client=client,
+    )
+
+
+def _hex(value: object) -> bytes:
+    if not isinstance(value, str):
+        raise InclusionProofError("a proof hash is not a hex string")
+    try:
+        return bytes.fromhex(value)
+    except ValueError as exc:
+        raise InclusionProofError("a proof hash is not hex") from exc
+
+
+def _stored(item: object) -> StoredEntry:
+    if not isinstance(item, Mapping) or not isinstance(item.get("entry"), Mapping):
+        raise InclusionProofError("an answer's entry is not {leaf_index, entry}")
+    index = item.get("leaf_index")
+    if not isinstance(index, int) or isinstance(index, bool):
+        raise InclusionProofError("an answer's entry has no integer leaf_index")
+    entry = dict(item["entry"])
+    # RFC 8785 bytes of the received entry: the leaf the log must hold, hashed here.
+    return StoredEntry(index, entry, leaf_hash(canonical_json(entry)))
+
+
+def _error(response: httpx.Response) -> Exception:
+    try:
+        detail = response.json().get("error", {})
+        message = str(detail.get("message") or response.reason_phrase)
+    except (ValueError, AttributeError):
+        message = response.reason_phrase or "no reason given"
+    status = response.status_code
+    text = f"server answered {status}: {message}"
+    if status == 404:
+        return NotFoundError(text)
+    if status in (401, 403):
+        return ConfigError(text)
+    if status == 405:
+        return ReadOnlyError(text)
+    if status < 500:
+        return InputError(text)
+    return StoreError(text)
