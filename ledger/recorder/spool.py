@@ -95,17 +95,24 @@ class SetAside:
     """One spool line that replay moved to ``rejected.jsonl``: where it was and why."""
 
     file: str
+    line: int
     start: int
     end: int
     reason: str
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
-        return {"file": self.file, "start": self.start, "end": self.end, "reason": self.reason}
+        return {
+            "file": self.file,
+            "line": self.line,
+            "start": self.start,
+            "end": self.end,
+            "reason": self.reason,
+        }
 
     def describe(self) -> str:
-        """``FILE bytes START-END: REASON`` (end exclusive)."""
-        return f"{self.file} bytes {self.start}-{self.end}: {self.reason}"
+        """``FILE line N bytes START-END: REASON`` (lines from 1, end byte exclusive)."""
+        return f"{self.file} line {self.line} bytes {self.start}-{self.end}: {self.reason}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +153,7 @@ def _dumps(record: Mapping[str, Any]) -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class _Line:
+    number: int  # from 1, counting every newline-separated line of the file
     start: int
     end: int
     data: bytes
@@ -380,7 +388,10 @@ class Spool:
         if keep != file.name:
             file.unlink()
             _fsync_dir(self.directory)
-        aside = [SetAside(file.name, line.start, line.end, why) for line, why in bad]
+        aside = [
+            SetAside(file.name, line.number, line.start, line.end, why)
+            for line, why in sorted(bad, key=lambda item: item[0].start)
+        ]
         return replayed, len(plain), aside, keep
 
     @staticmethod
@@ -429,6 +440,7 @@ class Spool:
         records = [
             {
                 "file": file.name,
+                "line": line.number,
                 "start": line.start,
                 "end": line.end,
                 "reason": reason,
@@ -451,13 +463,14 @@ def _read_lines(file: Path) -> list[_Line]:
     except FileNotFoundError:
         return []
     lines: list[_Line] = []
-    start = 0
+    start = number = 0
     while start < len(data):
+        number += 1
         end = data.find(b"\n", start)
         if end < 0:
             end = len(data)
         if data[start:end].strip():
-            lines.append(_Line(start, end, data[start:end]))
+            lines.append(_Line(number, start, end, data[start:end]))
         start = end + 1
     return lines
 

@@ -75,7 +75,7 @@ def test_flush_names_what_it_set_aside_and_exits_1(tmp_path: Path) -> None:
     assert result.exit_code == 1, result.output
     assert "replayed 1 entries" in result.stdout
     assert f"set aside 1 line(s) in {spool.rejected_path}" in result.stderr
-    assert f".replay bytes {torn_at}-{torn_at + 15}: not a spool record" in result.stderr
+    assert f".replay line 2 bytes {torn_at}-{torn_at + 15}: not a spool record" in result.stderr
 
 
 def test_flush_keeps_unsigned_records_unless_accepted(tmp_path: Path) -> None:

@@ -91,7 +91,8 @@ def test_torn_line_never_swallows_the_next_record(tmp_path: Path, lg: ledger.Led
     assert (aside.start, aside.end) == (torn_start, torn_start + len(torn))
     assert aside.file.endswith(".replay")
     assert "torn" in aside.reason
-    assert f"bytes {torn_start}-{torn_start + len(torn)}" in aside.describe()
+    assert aside.line == 2
+    assert f"line 2 bytes {torn_start}-{torn_start + len(torn)}" in aside.describe()
     (rejected,) = [json.loads(line) for line in spool.rejected_path.read_bytes().splitlines()]
     assert base64.b64decode(rejected["data_b64"]) == torn
     assert (rejected["start"], rejected["end"]) == (aside.start, aside.end)
