@@ -632,6 +632,11 @@ class Ledger:
         """The private recorder key (tests sign with it)."""
         return self._keys().recorder
 
+    @property
+    def log_key(self) -> SigningKey:
+        """The private log key (signs checkpoints and evidence-pack manifests)."""
+        return self._keys().log
+
     def rotate_key(self, kind: str) -> KeyRecord:
         """Replace the recorder or log key; old public keys stay registered."""
         keyring, writer = self._keys(), self._writing()

@@ -1,0 +1,362 @@
+"""Building an evidence pack: audit the dataset, prove every linked entry, sign the statement.
+
+Invariants:
+
+* The pack proves what the audit found and nothing more: every entry a record links to is in
+  ``entries.jsonl.gz`` once, and ``proof.json`` is one multiproof of exactly those leaves
+  against the checkpoint the statement carries (signed at build time by the log key).
+* Verdicts are evaluated here with the same function, policy set and facts that the verifier
+  uses again (:func:`ledger.policy.evaluate`, the whole shipped policy set, which the pack
+  carries), so an honest pack re-evaluates to the same documents byte for byte.
+* Every member but ``manifest.dsse.json`` is written first; the statement lists their SHA-256
+  digests and is signed last, so the signature covers all of them.
+* The build is registered (append-only) after the pack is complete; a later build of the same
+  name carries a consistency proof from each earlier build's checkpoint that it extends.
+* Nothing here decides what is lawful: verdicts report what the dated terms say.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import shutil
+import zipfile
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ledger.audit import DEFAULT_NEAR_THRESHOLD, DEFAULT_WRAPPERS, MATCH_CLASSES, Example
+from ledger.audit import read_dataset as _read_dataset
+from ledger.crypto.canonical import canonical_json
+from ledger.crypto.dsse import sign_envelope
+from ledger.crypto.fingerprint import FINGERPRINT_VERSION, key_file_text
+from ledger.errors import InputError
+from ledger.manifest import pack as layout
+from ledger.manifest.registry import BuildRecord, list_builds, record_build
+from ledger.manifest.verdicts import verdict_document
+from ledger.policy import DeclaredFacts, PolicySet
+from ledger.policy.loader import default_policies
+from ledger.policy.verdict import policy_digest
+
+if TYPE_CHECKING:
+    from ledger._ledger import Ledger
+    from ledger.audit import DatasetAudit
+
+__all__ = ["BuildResult", "build"]
+
+MATCHER_VERSION = "ledger.audit/1"
+
+
+@dataclass(frozen=True, slots=True)
+class BuildResult:
+    """What :func:`build` wrote: the pack's path, its signed statement and the audit."""
+
+    path: Path
+    statement: dict[str, Any]
+    audit: DatasetAudit
+    record: BuildRecord
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "path": str(self.path),
+            "build": {
+                "seq": self.record.seq,
+                "name": self.record.name,
+                "version": self.record.version,
+            },
+            "tree_size": self.record.tree_size,
+            "summary": self.statement["predicate"]["summary"],
+            "files": self.statement["predicate"]["files"],
+        }
+
+
+def _subjects(paths: Sequence[Path]) -> list[dict[str, Any]]:
+    subjects = []
+    seen: set[str] = set()
+    for path in paths:
+        if path.name in seen:
+            raise InputError(f"two dataset files are named {path.name}: rename one")
+        seen.add(path.name)
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise InputError(f"cannot read dataset file {path}: {exc.strerror}") from exc
+        subjects.append({"name": path.name, "digest": {"sha256": layout.sha256_hex(data)}})
+    return subjects
+
+
+def _example_digests(
+    paths: Sequence[Path], format: str, text_field: str | None, id_field: str
+) -> dict[int, str]:
+    found: dict[int, str] = {}
+    for item in _read_dataset(
+        [str(p) for p in paths], format=format, text_field=text_field, id_field=id_field
+    ):
+        if isinstance(item, Example):
+            found[item.index] = layout.example_digest(item)
+    return found
+
+
+def _readme(name: str, version: str | None, vkey: str, subjects: Iterable[str]) -> str:
+    files = " ".join(f"--dataset {s}" for s in subjects)
+    label = f"{name} {version}" if version else name
+    return f"""# Evidence pack: {label}
+
+This folder shows which teacher calls produced each example of the dataset, with proofs that
+anyone can check offline, and the verdicts the dated provider terms give for its purpose.
+Verdicts report what those terms say; they are not legal advice.
+
+- `manifest.dsse.json`: a DSSE envelope (Ed25519, by the log key) around an in-toto
+  Statement v1: the dataset files' SHA-256, the signed log checkpoint, the keys, policies,
+  declared facts, the summary, and the SHA-256 of every other file here.
+- `records.jsonl.gz`: one line per example: its digest, its links (match class, leaf,
+  similarity) and its verdict.
+- `entries.jsonl.gz`: every signed log entry a record links to, once.
+- `proof.json`: one multiproof that all those entries are in the checkpoint's Merkle tree.
+- `verdicts.json`: the verdict documents (rules, clauses, duties) of those entries.
+- `consistency.json`: consistency proofs from earlier builds' checkpoints.
+- `policies/`: the policy set the verdicts were evaluated under.
+- `keys/`: the fingerprint key of this dataset (it opens this dataset's fingerprints only).
+
+Check it (no database, no network, no private key):
+
+    ledger manifest verify PACK --key '{vkey}' {files}
+
+Add `--checkpoint FILE` with a checkpoint you kept from earlier to check that the log did not
+fork or roll back, and `--policies DIR` to re-evaluate the verdicts under your own policy set.
+"""
+
+
+def build(
+    lg: Ledger,
+    paths: Sequence[str | Path],
+    out: str | Path,
+    *,
+    name: str | None = None,
+    version: str | None = None,
+    purpose: str = "train-model",
+    profile: DeclaredFacts | None = None,
+    zip_pack: bool = False,
+    format: str = "auto",
+    text_field: str | None = None,
+    id_field: str = "ledger_entry_id",
+    wrappers: Sequence[str] = DEFAULT_WRAPPERS,
+    near_threshold: float = DEFAULT_NEAR_THRESHOLD,
+) -> BuildResult:
+    """Audit ``paths`` against ``lg`` and write the signed evidence pack to ``out``.
+
+    ``lg`` must be open for writing (the log key signs a fresh checkpoint and the statement).
+    With ``zip_pack`` the pack is one zip file (``out``, with ``.zip`` added if missing).
+
+    Raises:
+        InputError: unreadable dataset files, bad options, or an ``out`` that is not empty.
+
+    Example:
+        >>> result = build(lg, ["train.jsonl"], "pack", name="tutor")  # doctest: +SKIP
+        >>> result.statement["predicate"]["summary"]["linked"]          # doctest: +SKIP
+        1000
+    """
+    files = [Path(p) for p in paths]
+    if not files:
+        raise InputError("no dataset file given")
+    target = Path(out)
+    if zip_pack and target.suffix != ".zip":
+        target = target.with_name(target.name + ".zip")
+    if target.exists() and (not target.is_dir() or any(target.iterdir())):
+        raise InputError(f"{target} already exists and is not an empty folder")
+    facts = profile if profile is not None else DeclaredFacts()
+    subjects = _subjects(files)
+    audit = lg.audit_dataset(
+        files, purpose=purpose, profile=facts, format=format, text_field=text_field,
+        id_field=id_field, wrappers=wrappers, near_threshold=near_threshold,
+    )  # fmt: skip
+    digests = _example_digests(files, format, text_field, id_field)
+    policies = default_policies()
+    checkpoint = lg.checkpoint()
+    size = checkpoint.tree_size
+
+    leaves = sorted({link.leaf_index for r in audit.results for link in r.links})
+    members: dict[str, bytes] = {}
+    entry_lines: list[bytes] = []
+    bodies: dict[int, dict[str, Any]] = {}
+    if leaves:
+        wanted = set(leaves)
+        for leaf, data, _, _ in lg.store.raw_entries(leaves[0], leaves[-1] + 1):
+            if leaf in wanted:
+                entry_lines.append(b'{"leaf_index":%d,"entry":%b}' % (leaf, data))
+                bodies[leaf] = json.loads(data)["body"]
+    members[layout.ENTRIES] = layout.gzip_lines(entry_lines)
+    members[layout.PROOF] = json.dumps(lg.multiproof(leaves, size).to_dict()).encode() + b"\n"
+
+    documents: dict[str, Any] = {}
+    by_leaf: dict[str, str] = {}
+    versions: dict[tuple[str, str, str], None] = {}
+    for leaf in leaves:
+        judged = verdict_document(bodies[leaf], purpose, facts, policies)
+        if judged is None:
+            continue
+        sha, document, verdict = judged
+        documents[sha] = document
+        by_leaf[str(leaf)] = sha
+        for ref in verdict.policy_versions:
+            versions[(ref.policy, ref.version, ref.sha256)] = None
+    members[layout.VERDICTS] = (
+        json.dumps(
+            {"purpose": purpose, "documents": documents, "leaves": by_leaf}, sort_keys=True
+        ).encode()
+        + b"\n"
+    )
+
+    record_lines = []
+    for result in audit.results:
+        line = {
+            "index": result.row,
+            "file": Path(result.file).name,
+            "line": result.line,
+            "example_sha256": digests.get(result.row),
+            "match": result.match,
+            "links": [link.to_dict() for link in result.links],
+            "verdict": result.verdict,
+            "turns": result.turns,
+        }
+        record_lines.append(json.dumps(line, separators=(",", ":")).encode())
+    members[layout.RECORDS] = layout.gzip_lines(record_lines)
+
+    datasets = sorted({b.get("dataset") for b in bodies.values()}, key=lambda d: (d is None, d))
+    key_files = []
+    for number, dataset in enumerate(datasets):
+        if dataset is not None and not isinstance(dataset, str):
+            continue
+        member = f"{layout.KEYS_DIR}/{number}.key"
+        members[member] = key_file_text(dataset, lg.fingerprint_key(dataset)).encode()
+        key_files.append({"file": member, "dataset": dataset})
+    _add_policies(members, policies)
+
+    build_name = name or (datasets[0] if len(datasets) == 1 and datasets[0] else files[0].stem)
+    previous = []
+    for earlier in list_builds(lg.store, build_name):
+        if 0 < earlier.tree_size <= size:
+            proof = lg.consistency_proof(earlier.tree_size, size)
+            previous.append({
+                "seq": earlier.seq, "version": earlier.version,
+                "tree_size": earlier.tree_size, "root": earlier.root_hash.hex(),
+                "checkpoint": earlier.checkpoint, "proof": [p.hex() for p in proof],
+            })  # fmt: skip
+    members[layout.CONSISTENCY] = (
+        json.dumps({"tree_size": size, "from": previous}, indent=1).encode() + b"\n"
+    )
+    members[layout.README] = _readme(
+        build_name, version, lg.verifier_key, [s["name"] for s in subjects]
+    ).encode()
+
+    recorder_keys = {
+        k.key_id: base64.b64encode(k.public_key).decode() for k in lg.keys() if k.kind == "recorder"
+    }
+    # The builder's own paths stay out of the signed summary: subjects are named by file name.
+    summary = {k: v for k, v in audit.summary().items() if k != "seconds"}
+    summary["files"] = [Path(f).name for f in summary.get("files", [])]
+    summary["first_unlinked"] = [
+        {**item, "file": Path(item["file"]).name} for item in summary.get("first_unlinked", [])
+    ]
+    statement = {
+        "_type": layout.STATEMENT_TYPE,
+        "subject": subjects,
+        "predicateType": layout.PREDICATE_TYPE,
+        "predicate": {
+            "build": {
+                "name": build_name,
+                "version": version,
+                "built_at": datetime.now(UTC).isoformat(),
+            },
+            "ledger": {
+                "origin": lg.origin,
+                "checkpoint": checkpoint.note,
+                "log_key": lg.verifier_key,
+                "recorder_keys": recorder_keys,
+            },
+            "purpose": purpose,
+            "facts": facts.model_dump(mode="json", exclude_none=True),
+            "policies": {
+                "set_digest": _set_digest(policies),
+                "used_digest": policy_digest_of(versions),
+                "versions": [
+                    {"policy": p, "version": v, "sha256": s} for p, v, s in sorted(versions)
+                ],
+            },
+            "matcher": {
+                "version": MATCHER_VERSION,
+                "fingerprint_version": FINGERPRINT_VERSION,
+                "stages": list(MATCH_CLASSES),
+                "near_threshold": audit.near_threshold,
+                "wrappers": list(wrappers),
+                "format": format,
+                "text_field": text_field,
+                "id_field": id_field,
+            },
+            "fingerprint_keys": key_files,
+            "summary": summary,
+            "records_root": layout.records_root(record_lines).hex(),
+            "files": {n: layout.sha256_hex(members[n]) for n in sorted(members)},
+        },
+    }
+    envelope = sign_envelope(canonical_json(statement), lg.log_key)
+    manifest = envelope.to_json()
+    members[layout.MANIFEST] = manifest
+    _write(target, members, zip_pack)
+    record = record_build(
+        lg.store, name=build_name, version=version, tree_size=size,
+        root_hash=checkpoint.root_hash, checkpoint=checkpoint.note,
+        manifest_sha256=layout.sha256_hex(manifest), examples=audit.examples,
+    )  # fmt: skip
+    return BuildResult(target, statement, audit, record)
+
+
+def policy_digest_of(versions: Iterable[tuple[str, str, str]]) -> str:
+    """The digest of the policy versions the verdicts used (as ``Verdict.policy_digest``)."""
+    from ledger.policy.verdict import PolicyVersionRef
+
+    return policy_digest(PolicyVersionRef(p, v, s, "") for p, v, s in versions)
+
+
+def _set_digest(policies: PolicySet) -> str:
+    triples = sorted(
+        (policy.id, version.id, policies.digest(policy, version))
+        for policy in policies.policies
+        for version in policy.versions
+    )
+    return layout.sha256_hex(canonical_json([list(t) for t in triples]))
+
+
+def _add_policies(members: dict[str, bytes], policies: PolicySet) -> None:
+    for source in policies.sources:
+        path = Path(source)
+        members[f"{layout.POLICIES_DIR}/{path.name}"] = path.read_bytes()
+
+
+def _write(target: Path, members: dict[str, bytes], zip_pack: bool) -> None:
+    try:
+        if zip_pack:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            partial = target.with_name(target.name + ".partial")
+            with zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED) as archive:
+                for member in sorted(members):
+                    info = zipfile.ZipInfo(member, date_time=(1980, 1, 1, 0, 0, 0))
+                    info.compress_type = zipfile.ZIP_DEFLATED
+                    archive.writestr(info, members[member])
+            partial.replace(target)
+            return
+        partial_dir = target.with_name(target.name + ".partial")
+        if partial_dir.exists():
+            shutil.rmtree(partial_dir)
+        for member, data in members.items():
+            path = partial_dir / member
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+        if target.exists():
+            target.rmdir()  # checked empty above
+        # The pack appears whole or not at all: a crash leaves only the .partial folder.
+        partial_dir.rename(target)
+    except OSError as exc:
+        raise InputError(f"cannot write the pack to {target}: {exc.strerror}") from exc

@@ -1,0 +1,169 @@
+"""The evidence-pack layout: file names, line formats, digests, and reading a pack.
+
+Invariants:
+
+* A pack is a folder or a zip with the same members. ``manifest.dsse.json`` is the only file
+  not covered by a digest in the statement (it holds them); every other member's SHA-256 is
+  listed in the predicate's ``files``, and a member that is not listed is an error too.
+* ``records.jsonl.gz`` has one JSON line per example, in dataset order; ``entries.jsonl.gz``
+  one line per referenced leaf, ascending, ``{"leaf_index": i, "entry": <signed entry>}``,
+  where the entry's RFC 8785 bytes are the Merkle leaf data.
+* The records root is the RFC 6962 root over the records file's lines (without the newline),
+  so one record can later be proved with an inclusion proof against the signed statement.
+* An example's digest is SHA-256 over the RFC 8785 bytes of ``{"turns": [...]}``, its assistant
+  turns as the dataset reader returns them: the builder and the verifier compute it alike.
+* Reading a pack never writes anything and never leaves the pack's folder or zip.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import zipfile
+from collections.abc import Iterable, Iterator
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from ledger.audit import Example
+from ledger.crypto.canonical import canonical_json
+from ledger.crypto.merkle import leaf_hash
+from ledger.crypto.tree import TreeFrontier
+from ledger.errors import InputError
+
+__all__ = [
+    "CONSISTENCY",
+    "ENTRIES",
+    "MANIFEST",
+    "PREDICATE_TYPE",
+    "PROOF",
+    "README",
+    "RECORDS",
+    "STATEMENT_TYPE",
+    "VERDICTS",
+    "Pack",
+    "example_digest",
+    "gzip_lines",
+    "records_root",
+    "sha256_hex",
+]
+
+MANIFEST = "manifest.dsse.json"
+RECORDS = "records.jsonl.gz"
+ENTRIES = "entries.jsonl.gz"
+PROOF = "proof.json"
+VERDICTS = "verdicts.json"
+CONSISTENCY = "consistency.json"
+README = "README.md"
+POLICIES_DIR = "policies"
+KEYS_DIR = "keys"
+
+STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
+PREDICATE_TYPE = "https://distill-ledger.dev/evidence-pack/v1"
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def example_digest(example: Example) -> str:
+    """SHA-256 of an example's assistant turns (RFC 8785 of ``{"turns": [...]}``)."""
+    return sha256_hex(canonical_json({"turns": list(example.turns)}))
+
+
+def gzip_lines(lines: Iterable[bytes]) -> bytes:
+    """Lines joined with newlines, gzip-compressed with a fixed mtime (reproducible bytes)."""
+    buffer = io.BytesIO()
+    with gzip.GzipFile(fileobj=buffer, mode="wb", mtime=0, compresslevel=6) as out:
+        for line in lines:
+            out.write(line)
+            out.write(b"\n")
+    return buffer.getvalue()
+
+
+def records_root(lines: Iterable[bytes]) -> bytes:
+    """RFC 6962 root over the records' lines."""
+    frontier = TreeFrontier()
+    for line in lines:
+        frontier.append(leaf_hash(line))
+    return frontier.root()
+
+
+class Pack:
+    """Read access to a pack's members, from a folder or a zip file.
+
+    Raises (on construction):
+        InputError: the path is neither a folder nor a zip, or holds no ``manifest.dsse.json``.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._zip: dict[str, bytes] | None = None
+        if path.is_dir():
+            if not (path / MANIFEST).is_file():
+                raise InputError(f"{path} is not an evidence pack: it has no {MANIFEST}")
+        elif path.is_file() and zipfile.is_zipfile(path):
+            try:
+                with zipfile.ZipFile(path) as archive:
+                    self._zip = {
+                        info.filename: archive.read(info)
+                        for info in archive.infolist()
+                        if not info.is_dir()
+                    }
+            except (zipfile.BadZipFile, OSError) as exc:
+                raise InputError(f"{path} is not a readable zip: {exc}") from exc
+            if MANIFEST not in self._zip:
+                raise InputError(f"{path} is not an evidence pack: it has no {MANIFEST}")
+        elif path.exists():
+            raise InputError(f"{path} is not an evidence pack (neither a folder nor a zip)")
+        else:
+            raise InputError(f"no evidence pack at {path}")
+
+    def names(self) -> list[str]:
+        """Every member, as a relative POSIX path, sorted."""
+        if self._zip is not None:
+            return sorted(self._zip)
+        return sorted(
+            PurePosixPath(p.relative_to(self.path)).as_posix()
+            for p in self.path.rglob("*")
+            if p.is_file()
+        )
+
+    def has(self, name: str) -> bool:
+        if self._zip is not None:
+            return name in self._zip
+        return (self.path / name).is_file()
+
+    def read(self, name: str) -> bytes:
+        """The bytes of one member.
+
+        Raises:
+            InputError: the member is missing or unreadable.
+        """
+        if self._zip is not None:
+            found = self._zip.get(name)
+            if found is None:
+                raise InputError(f"the pack has no {name}")
+            return found
+        try:
+            return (self.path / name).read_bytes()
+        except OSError as exc:
+            raise InputError(f"cannot read {name} in the pack: {exc.strerror}") from exc
+
+    def json(self, name: str) -> Any:
+        """One member parsed as JSON (``InputError`` if it is not)."""
+        try:
+            return json.loads(self.read(name))
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise InputError(f"{name} is not JSON: {exc}") from exc
+
+    def lines(self, name: str) -> Iterator[tuple[int, bytes]]:
+        """``(line number, line bytes)`` of a gzip JSON-lines member (``InputError`` if bad)."""
+        try:
+            data = gzip.decompress(self.read(name))
+        except (OSError, EOFError) as exc:
+            raise InputError(f"{name} is not a gzip file: {exc}") from exc
+        for number, line in enumerate(data.split(b"\n"), 1):
+            if line:
+                yield number, line

@@ -1,0 +1,50 @@
+"""Verdicts as packs carry them: one document per entry, and an example's verdict from its links.
+
+Invariants:
+
+* An entry's verdict is :func:`ledger.policy.evaluate` of its call facts for the pack's
+  purpose, with the declared facts merged with the entry's own ``facts`` (as the ledger's
+  judge does); its document is the verdict's JSON without the per-call part, and its digest
+  the SHA-256 of that JSON with sorted keys. Builder and verifier both call this module.
+* An example's verdict is the strictest verdict among the entries it links to (an entry that
+  cannot be judged counts as ``conditional``, as in the audit); an unlinked example has none.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from ledger.crypto.canonical import sha256_hex
+from ledger.errors import InputError
+from ledger.policy import CallFacts, DeclaredFacts, PolicySet, Verdict, evaluate
+from ledger.policy.verdict import VERDICTS
+
+__all__ = ["example_verdict", "verdict_document"]
+
+_RANK = {name: rank for rank, name in enumerate(VERDICTS)}
+_UNJUDGED_RANK = _RANK["conditional"]
+
+
+def verdict_document(
+    body: Mapping[str, Any], purpose: str, facts: DeclaredFacts, policies: PolicySet
+) -> tuple[str, dict[str, Any], Verdict] | None:
+    """``(sha256, document, verdict)`` of one entry body, or None when it cannot be judged."""
+    own = body.get("facts")
+    try:
+        merged = facts.merged(own if isinstance(own, Mapping) else None)
+        verdict = evaluate(CallFacts.from_entry_body(body), purpose, merged, policies=policies)
+    except InputError:
+        return None
+    document = {k: v for k, v in verdict.to_dict().items() if k != "call"}
+    text = json.dumps(document, sort_keys=True, ensure_ascii=False)
+    return sha256_hex(text.encode()), document, verdict
+
+
+def example_verdict(verdicts: Iterable[str | None]) -> str | None:
+    """The strictest of the linked entries' verdicts (None: no linked entry)."""
+    rank = -1
+    for verdict in verdicts:
+        rank = max(rank, _RANK[verdict] if verdict in _RANK else _UNJUDGED_RANK)
+    return VERDICTS[rank] if rank >= 0 else None

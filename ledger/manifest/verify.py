@@ -1,0 +1,695 @@
+"""Offline verification of an evidence pack: no database, no private key, no network.
+
+Invariants:
+
+* Trust starts from one thing only, the log's verifier key the auditor passes in. The DSSE
+  envelope and the checkpoint must both be signed by exactly that key; everything else is
+  checked against the signed statement: every member's SHA-256, the recorder keys that entries
+  may be signed by, the checkpoint root that the multiproof must reach.
+* Checks run in a fixed order and stop at the first failure, which names the member, the
+  example (file and line) or the leaf it is about. Order: envelope, checkpoint, member digests,
+  entry signatures, multiproof, records, verdicts, summary, then (when given) the dataset
+  files, then the auditor's earlier checkpoint. The dataset's examples are compared before the
+  files' digests, so that an edited example is named by its line, not only by its file.
+* Links are re-derived from the dataset text with the pack's fingerprint key over the pack's
+  entries only: ``id``, ``exact``, ``template`` and ``part`` links must come out identical;
+  each ``near`` link's similarity is re-estimated from the entry's sketch and must reach the
+  recorded threshold. Verdicts are re-evaluated from the entries under the pack's policies,
+  and under the auditor's own set with ``policies``, whose differences are reported, not
+  failed.
+* A path that is not a pack, or a malformed key, is an input error (:class:`InputError`);
+  anything wrong inside a pack is a failed check.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ledger.audit import Example
+from ledger.audit import read_dataset as _read_dataset
+from ledger.audit.index import ID, FingerprintIndex, IndexBuilder, id_key
+from ledger.audit.matching import MATCH_CLASSES, Matcher
+from ledger.crypto.canonical import canonical_json
+from ledger.crypto.dsse import Envelope, verify_envelope
+from ledger.crypto.fingerprint import decode_sketch, parse_key_file, similarity
+from ledger.crypto.keys import VerifyingKey
+from ledger.crypto.merkle import leaf_hash, verify_consistency
+from ledger.crypto.multiproof import MultiProof
+from ledger.crypto.multiproof import verify as verify_multiproof
+from ledger.crypto.note import Checkpoint, NoteVerifier, verify_checkpoint
+from ledger.errors import InputError, LedgerError, VerificationError
+from ledger.manifest import pack as layout
+from ledger.manifest.verdicts import example_verdict, verdict_document
+from ledger.policy import DeclaredFacts, PolicySet, load_policies
+
+__all__ = ["Difference", "Failure", "VerifyResult", "verify", "verify_pack"]
+
+_STRENGTH = {name: rank for rank, name in enumerate(MATCH_CLASSES)}
+# A re-estimated near similarity may differ from the recorded one only by rounding (4 places).
+_NEAR_TOLERANCE = 1e-3
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """The first check that failed: which check, where (member, file:line or leaf), and why."""
+
+    check: str
+    where: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.check} failed at {self.where}: {self.message}"
+
+    def to_dict(self) -> dict[str, str]:
+        return {"check": self.check, "where": self.where, "message": self.message}
+
+
+@dataclass(frozen=True, slots=True)
+class Difference:
+    """A verdict that differs under the auditor's policies from the pack's."""
+
+    leaf_index: int
+    pack: str | None
+    auditor: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"leaf_index": self.leaf_index, "pack": self.pack, "auditor": self.auditor}
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyResult:
+    """What :func:`verify` found; ``ok`` when every check ran and passed."""
+
+    path: str
+    passed: tuple[str, ...]
+    failure: Failure | None
+    differences: tuple[Difference, ...] = ()
+    example_differences: int = 0
+    summary: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.failure is None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "ok": self.ok,
+            "passed": list(self.passed),
+            "failure": self.failure.to_dict() if self.failure else None,
+            "policy_differences": [d.to_dict() for d in self.differences],
+            "example_verdict_differences": self.example_differences,
+            "summary": dict(self.summary),
+        }
+
+
+class _CheckFailedError(Exception):
+    def __init__(self, failure: Failure) -> None:
+        super().__init__(str(failure))
+        self.failure = failure
+
+
+def _fail(check: str, where: str, message: str) -> _CheckFailedError:
+    return _CheckFailedError(Failure(check, where, message))
+
+
+@contextmanager
+def _checking(check: str, where: str) -> Iterator[None]:
+    """Map a ledger error raised inside a check to that check's failure."""
+    try:
+        yield
+    except _CheckFailedError:
+        raise
+    except LedgerError as exc:
+        raise _fail(check, where, str(exc)) from exc
+
+
+@dataclass(slots=True)
+class _State:
+    pack: layout.Pack
+    verifier: NoteVerifier
+    passed: list[str] = field(default_factory=list)
+    predicate: dict[str, Any] = field(default_factory=dict)
+    subjects: list[dict[str, Any]] = field(default_factory=list)
+    checkpoint: Checkpoint | None = None
+    bodies: dict[int, dict[str, Any]] = field(default_factory=dict)
+    entry_ids: dict[int, str] = field(default_factory=dict)
+    records: list[dict[str, Any]] = field(default_factory=list)
+    leaf_verdicts: dict[int, str | None] = field(default_factory=dict)
+    differences: list[Difference] = field(default_factory=list)
+    example_differences: int = 0
+
+
+def _obj(value: object, check: str, where: str, what: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise _fail(check, where, f"{what} is not a JSON object")
+    return value
+
+
+def _check_envelope(state: _State) -> None:
+    where = layout.MANIFEST
+    with _checking("signature", where):
+        envelope = Envelope.from_json(state.pack.read(where))
+        payload = verify_envelope(envelope, state.verifier.public_key)
+    try:
+        statement = json.loads(payload)
+    except ValueError as exc:
+        raise _fail("statement", where, f"the signed payload is not JSON: {exc}") from exc
+    statement = _obj(statement, "statement", where, "the statement")
+    if statement.get("_type") != layout.STATEMENT_TYPE:
+        raise _fail("statement", where, f"_type is not {layout.STATEMENT_TYPE}")
+    if statement.get("predicateType") != layout.PREDICATE_TYPE:
+        raise _fail("statement", where, f"predicateType is not {layout.PREDICATE_TYPE}")
+    state.predicate = _obj(statement.get("predicate"), "statement", where, "the predicate")
+    subjects = statement.get("subject")
+    if not isinstance(subjects, list) or not all(isinstance(s, dict) for s in subjects):
+        raise _fail("statement", where, "subject is not a list of objects")
+    state.subjects = subjects
+    state.passed.append("signature")
+
+
+def _check_checkpoint(state: _State) -> None:
+    where = f"{layout.MANIFEST} (predicate.ledger.checkpoint)"
+    ledger_info = _obj(state.predicate.get("ledger"), "checkpoint", where, "predicate.ledger")
+    note = ledger_info.get("checkpoint")
+    if not isinstance(note, str):
+        raise _fail("checkpoint", where, "no checkpoint note")
+    with _checking("checkpoint", where):
+        state.checkpoint = verify_checkpoint(note, state.verifier)
+    if ledger_info.get("origin") != state.checkpoint.origin:
+        raise _fail("checkpoint", where, "the checkpoint's origin is not the statement's")
+    state.passed.append("checkpoint")
+
+
+def _check_files(state: _State) -> None:
+    files = state.predicate.get("files")
+    if not isinstance(files, dict):
+        raise _fail("digests", layout.MANIFEST, "predicate.files is not an object")
+    present = [n for n in state.pack.names() if n != layout.MANIFEST]
+    for name in present:
+        if name not in files:
+            raise _fail("digests", name, "this file is in the pack but not in the statement")
+    for name, digest in sorted(files.items()):
+        if not state.pack.has(name):
+            raise _fail("digests", name, "listed in the statement but missing from the pack")
+        actual = layout.sha256_hex(state.pack.read(name))
+        if actual != digest:
+            raise _fail("digests", name, f"SHA-256 is {actual}, the statement says {digest}")
+    state.passed.append("digests")
+
+
+def _recorder_keys(state: _State) -> dict[str, VerifyingKey]:
+    raw = _obj(state.predicate.get("ledger"), "entries", layout.MANIFEST, "predicate.ledger")
+    listed = raw.get("recorder_keys")
+    if not isinstance(listed, dict):
+        raise _fail("entries", layout.MANIFEST, "predicate.ledger.recorder_keys is missing")
+    keys = {}
+    for key_id, encoded in listed.items():
+        try:
+            key = VerifyingKey.from_raw(base64.b64decode(str(encoded), validate=True))
+        except (binascii.Error, ValueError, InputError) as exc:
+            raise _fail("entries", layout.MANIFEST, f"recorder key {key_id} is malformed") from exc
+        if key.key_id != key_id:
+            raise _fail("entries", layout.MANIFEST, f"recorder key {key_id} has another id")
+        keys[key_id] = key
+    return keys
+
+
+def _check_entries(state: _State) -> dict[int, bytes]:
+    keys = _recorder_keys(state)
+    hashes: dict[int, bytes] = {}
+    previous = -1
+    with _checking("entries", layout.ENTRIES):
+        lines = list(state.pack.lines(layout.ENTRIES))
+    for number, line in lines:
+        where = f"{layout.ENTRIES} line {number}"
+        try:
+            item = json.loads(line)
+        except ValueError as exc:
+            raise _fail("entries", where, f"not JSON: {exc}") from exc
+        item = _obj(item, "entries", where, "the line")
+        leaf, entry = item.get("leaf_index"), item.get("entry")
+        if not isinstance(leaf, int) or leaf <= previous:
+            raise _fail("entries", where, "leaf_index is missing or not ascending")
+        previous = leaf
+        where = f"leaf {leaf}"
+        entry = _obj(entry, "entries", where, "the entry")
+        body, key_id, sig = entry.get("body"), entry.get("key_id"), entry.get("sig")
+        if not isinstance(body, dict) or not isinstance(key_id, str) or not isinstance(sig, str):
+            raise _fail("entries", where, "the entry needs body, key_id and sig")
+        key = keys.get(key_id)
+        if key is None:
+            raise _fail("entries", where, f"signed by recorder key {key_id}, which the "
+                        "statement does not list")  # fmt: skip
+        try:
+            signature = base64.b64decode(sig, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise _fail("entries", where, "the signature is not base64") from exc
+        with _checking("entries", where):
+            key.verify(signature, canonical_json(body))
+            data = canonical_json(entry)
+        hashes[leaf] = leaf_hash(data)
+        state.bodies[leaf] = body
+        if isinstance(body.get("id"), str):
+            state.entry_ids[leaf] = body["id"]
+    state.passed.append("entries")
+    return hashes
+
+
+def _check_proof(state: _State, hashes: dict[int, bytes]) -> None:
+    assert state.checkpoint is not None  # noqa: S101 - set by _check_checkpoint
+    where = layout.PROOF
+    with _checking("multiproof", where):
+        proof = MultiProof.from_dict(state.pack.json(where))
+    if proof.tree_size != state.checkpoint.size:
+        raise _fail("multiproof", where, f"tree_size {proof.tree_size} is not the checkpoint's "
+                    f"{state.checkpoint.size}")  # fmt: skip
+    missing = sorted(set(hashes) - set(proof.leaf_indexes))
+    if missing:
+        raise _fail("multiproof", f"leaf {missing[0]}", "the proof does not cover this entry")
+    stray = sorted(set(proof.leaf_indexes) - set(hashes))
+    if stray:
+        raise _fail("multiproof", f"leaf {stray[0]}", f"no entry in {layout.ENTRIES}")
+    with _checking("multiproof", where):
+        verify_multiproof(proof, hashes, state.checkpoint.root_hash)
+    state.passed.append("multiproof")
+
+
+def _check_records(state: _State) -> None:
+    with _checking("records", layout.RECORDS):
+        lines = list(state.pack.lines(layout.RECORDS))
+    raw_lines = []
+    for number, line in lines:
+        where = f"{layout.RECORDS} line {number}"
+        try:
+            record = json.loads(line)
+        except ValueError as exc:
+            raise _fail("records", where, f"not JSON: {exc}") from exc
+        record = _obj(record, "records", where, "the record")
+        links = record.get("links")
+        if not isinstance(links, list) or record.get("match") not in _STRENGTH:
+            raise _fail("records", where, "the record needs match and links")
+        label = f"{record.get('file')}:{record.get('line')}"
+        for link in links:
+            leaf = link.get("leaf_index") if isinstance(link, dict) else None
+            if not isinstance(leaf, int) or leaf not in state.bodies:
+                raise _fail("records", label, f"links to leaf {leaf}, which the pack lacks")
+        state.records.append(record)
+        raw_lines.append(line)
+    root = state.predicate.get("records_root")
+    if layout.records_root(raw_lines).hex() != root:
+        raise _fail("records", layout.RECORDS, "the records' Merkle root is not the statement's")
+    state.passed.append("records")
+
+
+@contextmanager
+def _policy_set(state: _State) -> Iterator[PolicySet]:
+    names = [n for n in state.pack.names() if n.startswith(f"{layout.POLICIES_DIR}/")]
+    if not names:
+        raise _fail("verdicts", layout.POLICIES_DIR, "the pack carries no policies")
+    # The loader reads files; a zipped pack's policies go to a private temporary folder.
+    with tempfile.TemporaryDirectory(prefix="ledger-pack-policies-") as folder:
+        paths = []
+        for name in names:
+            path = Path(folder) / Path(name).name
+            path.write_bytes(state.pack.read(name))
+            paths.append(path)
+        with _checking("verdicts", layout.POLICIES_DIR):
+            policies = load_policies(paths)
+        yield policies
+
+
+def _facts(state: _State) -> DeclaredFacts:
+    with _checking("verdicts", f"{layout.MANIFEST} (predicate.facts)"):
+        return DeclaredFacts.coerce(state.predicate.get("facts") or {})
+
+
+def _check_verdicts(state: _State, auditor_policies: Path | None) -> None:
+    purpose = state.predicate.get("purpose")
+    if not isinstance(purpose, str):
+        raise _fail("verdicts", layout.MANIFEST, "predicate.purpose is missing")
+    stored = _obj(state.pack.json(layout.VERDICTS), "verdicts", layout.VERDICTS, "the file")
+    documents, leaves = stored.get("documents"), stored.get("leaves")
+    if not isinstance(documents, dict) or not isinstance(leaves, dict):
+        raise _fail("verdicts", layout.VERDICTS, "needs documents and leaves")
+    facts = _facts(state)
+    with _policy_set(state) as policies:
+        for leaf, body in sorted(state.bodies.items()):
+            judged = verdict_document(body, purpose, facts, policies)
+            sha = leaves.get(str(leaf))
+            if judged is None:
+                if sha is not None:
+                    raise _fail("verdicts", f"leaf {leaf}", "the entry cannot be judged, but "
+                                "the pack gives it a verdict")  # fmt: skip
+                state.leaf_verdicts[leaf] = None
+                continue
+            if judged[0] != sha:
+                pack_verdict = (documents.get(sha) or {}).get("verdict") if sha else None
+                raise _fail("verdicts", f"leaf {leaf}", f"re-evaluated as {judged[2].verdict} "
+                            f"(document {judged[0][:12]}), the pack says {pack_verdict} "
+                            f"(document {str(sha)[:12]})")  # fmt: skip
+            state.leaf_verdicts[leaf] = judged[2].verdict
+    for record in state.records:
+        expected = (
+            None
+            if record["match"] == "none"
+            else example_verdict(
+                state.leaf_verdicts[link["leaf_index"]] for link in record["links"]
+            )
+        )
+        if record.get("verdict") != expected:
+            raise _fail("verdicts", f"{record.get('file')}:{record.get('line')}",
+                        f"verdict {record.get('verdict')}, re-evaluated {expected}")  # fmt: skip
+    if auditor_policies is not None:
+        with _checking("policies", str(auditor_policies)):
+            own = load_policies(auditor_policies)
+            mine: dict[int, str | None] = {}
+            for leaf, body in sorted(state.bodies.items()):
+                judged = verdict_document(body, purpose, facts, own)
+                mine[leaf] = judged[2].verdict if judged else None
+                if mine[leaf] != state.leaf_verdicts[leaf]:
+                    state.differences.append(
+                        Difference(leaf, state.leaf_verdicts[leaf], mine[leaf])
+                    )
+        for record in state.records:
+            if record["match"] == "none":
+                continue
+            links = record["links"]
+            if example_verdict(mine[x["leaf_index"]] for x in links) != record.get("verdict"):
+                state.example_differences += 1
+    state.passed.append("verdicts")
+
+
+def _check_summary(state: _State) -> None:
+    summary = _obj(state.predicate.get("summary"), "summary", layout.MANIFEST, "the summary")
+    by_match = dict.fromkeys(MATCH_CLASSES, 0)
+    by_verdict: dict[str, int] = {}
+    for record in state.records:
+        by_match[record["match"]] += 1
+        if record.get("verdict") is not None:
+            by_verdict[record["verdict"]] = by_verdict.get(record["verdict"], 0) + 1
+    recomputed = {
+        "examples": len(state.records),
+        "unlinked": by_match["none"],
+        "linked": len(state.records) - by_match["none"],
+        "by_match": by_match,
+    }
+    for key, value in recomputed.items():
+        if summary.get(key) != value:
+            raise _fail("summary", layout.MANIFEST, f"summary {key} is {summary.get(key)}, "
+                        f"the records give {value}")  # fmt: skip
+    claimed = {k: v for k, v in (summary.get("by_verdict") or {}).items() if v}
+    if claimed != by_verdict:
+        raise _fail("summary", layout.MANIFEST, f"summary by_verdict is {claimed}, the records "
+                    f"give {by_verdict}")  # fmt: skip
+    state.passed.append("summary")
+
+
+def _matcher_over_pack(state: _State) -> tuple[Matcher, FingerprintIndex]:
+    builder = IndexBuilder()
+    for leaf, body in sorted(state.bodies.items()):
+        builder.add_entry(leaf, state.entry_ids.get(leaf), body)
+    keys: dict[str | None, bytes] = {}
+    for item in state.predicate.get("fingerprint_keys") or []:
+        member = item.get("file") if isinstance(item, dict) else None
+        with _checking("links", str(member)):
+            dataset, key = parse_key_file(state.pack.read(str(member)).decode("utf-8"))
+        keys[dataset] = key
+    datasets = dict(builder.datasets)
+    index = builder.build()
+    slot_keys = {slot: keys[name] for name, slot in datasets.items() if name in keys}
+    params = state.predicate.get("matcher") or {}
+    wrappers = params.get("wrappers")
+    with _checking("links", layout.MANIFEST):
+        matcher = (
+            Matcher(index, slot_keys, wrappers=wrappers) if wrappers else Matcher(index, slot_keys)
+        )
+    return matcher, index
+
+
+def _rederive(
+    example: Example, matcher: Matcher, index: FingerprintIndex
+) -> tuple[str, set[tuple[int, str, int]]]:
+    """The example's class and its non-near links, from its text over the pack's entries.
+
+    A turn that links by none of the keyed stages but has enough words for a sketch counts
+    as ``near`` here: whether it reached the threshold is checked link by link.
+    """
+    named: dict[str, frozenset[int]] = {}
+    for entry_id in {*example.entry_ids, *(i for ids in example.turn_ids for i in ids)}:
+        named[entry_id] = frozenset(
+            h.leaf_index for h in index.lookup(id_key(entry_id)) if h.kind == ID
+        )
+    row = frozenset().union(*(named[i] for i in example.entry_ids))
+    classes = []
+    links: set[tuple[int, str, int]] = set()
+    for number, text in enumerate(example.turns):
+        own = example.turn_ids[number] if number < len(example.turn_ids) else ()
+        leaves = row.union(*(named[i] for i in own)) if own else row
+        result = matcher.match(text, leaves)
+        if result.match == "none":
+            classes.append("near" if matcher.near_text(text) is not None else "none")
+        else:
+            classes.append(result.match)
+            links.update((x.leaf_index, x.match, x.output) for x in result.links)
+    match = max(classes, key=_STRENGTH.__getitem__) if classes else "none"
+    return match, links
+
+
+def _near_ok(
+    state: _State, example: Example, link: dict[str, Any], matcher: Matcher, threshold: float
+) -> bool:
+    body = state.bodies[link["leaf_index"]]
+    outputs = body.get("outputs")
+    if not isinstance(outputs, list):
+        return False
+    record = next(
+        (o for n, o in enumerate(outputs) if isinstance(o, dict)
+         and o.get("index", n) == link.get("output")),
+        None,
+    )  # fmt: skip
+    if record is None or not isinstance(record.get("sketch"), str):
+        return False
+    try:
+        theirs = decode_sketch(record["sketch"])
+    except InputError:
+        return False
+    for text in example.turns:
+        near_text = matcher.near_text(text)
+        if near_text is None:
+            continue
+        for _, fingerprinter in matcher.slots:
+            mine = fingerprinter.sketch(near_text)
+            if mine is None:
+                continue
+            score = similarity(mine, theirs)
+            recorded = link.get("similarity")
+            if score >= threshold and (
+                not isinstance(recorded, int | float) or abs(score - recorded) <= _NEAR_TOLERANCE
+            ):
+                return True
+    return False
+
+
+def _check_dataset(state: _State, datasets: Sequence[Path]) -> None:
+    subjects = {str(s.get("name")): s for s in state.subjects}
+    given = {p.name: p for p in datasets}
+    for name in sorted(set(subjects) - set(given)):
+        raise _fail("dataset", name, "the statement's subject was not given with --dataset")
+    for name in sorted(set(given) - set(subjects)):
+        raise _fail("dataset", name, "this file is not a subject of the statement")
+    params = state.predicate.get("matcher") or {}
+    threshold = float(params.get("near_threshold", 0.6))
+    ordered = [given[str(s.get("name"))] for s in state.subjects]
+    for path in ordered:
+        if not path.is_file() and not path.is_dir():
+            raise InputError(f"cannot read dataset file {path}")
+    matcher, index = _matcher_over_pack(state)
+    examples = _read_dataset(
+        [str(p) for p in ordered],
+        format=str(params.get("format") or "auto"),
+        text_field=params.get("text_field"),
+        id_field=str(params.get("id_field") or "ledger_entry_id"),
+    )
+    records = iter(state.records)
+    with _checking("dataset", "the dataset files"):
+        for item in examples:
+            if not isinstance(item, Example):
+                continue
+            label = f"{Path(item.file).name}:{item.line}"
+            record = next(records, None)
+            if record is None:
+                raise _fail("dataset", label, "this example is not in the pack's records")
+            if (record.get("file"), record.get("line")) != (Path(item.file).name, item.line):
+                raise _fail(
+                    "dataset",
+                    f"{record.get('file')}:{record.get('line')}",
+                    f"the dataset has {label} here: an example was removed or added",
+                )
+            if record.get("example_sha256") != layout.example_digest(item):
+                raise _fail("dataset", label, "the example's text is not the one the pack "
+                            "recorded (edited after the build)")  # fmt: skip
+            _check_links(state, item, record, matcher, index, threshold, label)
+    extra = next(records, None)
+    if extra is not None:
+        raise _fail(
+            "dataset",
+            f"{extra.get('file')}:{extra.get('line')}",
+            "the pack records this example but the dataset no longer has it",
+        )
+    for path in ordered:
+        subject = subjects[path.name]
+        try:
+            actual = layout.sha256_hex(path.read_bytes())
+        except OSError as exc:
+            raise InputError(f"cannot read dataset file {path}: {exc.strerror}") from exc
+        if actual != (subject.get("digest") or {}).get("sha256"):
+            raise _fail("dataset", path.name, "SHA-256 differs from the statement's subject")
+    state.passed.append("dataset")
+
+
+def _check_links(
+    state: _State,
+    example: Example,
+    record: dict[str, Any],
+    matcher: Matcher,
+    index: FingerprintIndex,
+    threshold: float,
+    label: str,
+) -> None:
+    match, links = _rederive(example, matcher, index)
+    recorded = {(x["leaf_index"], x["match"], x["output"]) for x in record["links"]
+                if x["match"] != "near"}  # fmt: skip
+    if recorded != links:
+        missing = sorted(recorded - links)
+        if missing:
+            raise _fail("links", label, f"recorded link to leaf {missing[0][0]} ({missing[0][1]})"
+                        " does not follow from the text and that entry")  # fmt: skip
+        extra = sorted(links - recorded)[0]
+        raise _fail("links", label, f"the text links to leaf {extra[0]} ({extra[1]}), "
+                    "which the record omits")  # fmt: skip
+    for link in record["links"]:
+        if link["match"] == "near" and not _near_ok(state, example, link, matcher, threshold):
+            raise _fail("links", label, f"near link to leaf {link['leaf_index']} does not reach "
+                        f"similarity {threshold}")  # fmt: skip
+    recorded_match = record["match"]
+    if recorded_match == "near" and match == "near":
+        return
+    if match == "near" and recorded_match == "none":
+        return  # near candidates outside the pack cannot be re-found here; none is consistent
+    if match != recorded_match:
+        raise _fail("links", label, f"re-derived class {match}, the record says {recorded_match}")
+
+
+def _check_earlier(state: _State, earlier: str) -> None:
+    assert state.checkpoint is not None  # noqa: S101 - set by _check_checkpoint
+    where = "--checkpoint"
+    with _checking("consistency", where):
+        old = verify_checkpoint(earlier, state.verifier)
+    new = state.checkpoint
+    if old.origin != new.origin:
+        raise _fail("consistency", where, f"your checkpoint is of log {old.origin}")
+    if old.size > new.size:
+        raise _fail("consistency", where, f"the pack's checkpoint (size {new.size}) is older "
+                    f"than yours (size {old.size}): the log was rolled back")  # fmt: skip
+    if old.size == new.size:
+        if old.root_hash != new.root_hash:
+            raise _fail("consistency", where, f"two roots for size {old.size}: the log forked")
+        state.passed.append("consistency")
+        return
+    data = _obj(state.pack.json(layout.CONSISTENCY), "consistency", layout.CONSISTENCY, "file")
+    for item in data.get("from") or []:
+        if isinstance(item, dict) and item.get("tree_size") == old.size:
+            try:
+                proof = [bytes.fromhex(p) for p in item.get("proof") or []]
+            except (TypeError, ValueError) as exc:
+                raise _fail("consistency", layout.CONSISTENCY, "a proof hash is not hex") from exc
+            with _checking("consistency", layout.CONSISTENCY):
+                verify_consistency(old.size, new.size, proof, old.root_hash, new.root_hash)
+            state.passed.append("consistency")
+            return
+    raise _fail("consistency", layout.CONSISTENCY, f"no consistency proof from your size "
+                f"{old.size} to the pack's {new.size}")  # fmt: skip
+
+
+def verify(
+    path: str | Path,
+    key: str | NoteVerifier,
+    *,
+    datasets: Sequence[str | Path] | None = None,
+    checkpoint: str | None = None,
+    policies: str | Path | None = None,
+) -> VerifyResult:
+    """Check an evidence pack offline; the result names the first failure, if any.
+
+    Args:
+        path: the pack folder or zip.
+        key: the log's verifier key (``name+hexid+base64key``); the only thing trusted.
+        datasets: the dataset files, to check digests and re-derive every link.
+        checkpoint: a checkpoint note the auditor kept from earlier (fork/rollback check).
+        policies: a folder of the auditor's own policy files, to compare verdicts.
+
+    Raises:
+        InputError: the path is not a pack, the key is malformed, a dataset is unreadable.
+
+    Example:
+        >>> result = verify("pack", vkey, datasets=["train.jsonl"])  # doctest: +SKIP
+        >>> result.ok, result.failure                                 # doctest: +SKIP
+        (True, None)
+    """
+    pack = layout.Pack(Path(path))
+    verifier = key if isinstance(key, NoteVerifier) else NoteVerifier.from_string(key.strip())
+    state = _State(pack, verifier)
+    failure: Failure | None = None
+    try:
+        _check_envelope(state)
+        _check_checkpoint(state)
+        _check_files(state)
+        hashes = _check_entries(state)
+        _check_proof(state, hashes)
+        _check_records(state)
+        _check_verdicts(state, Path(policies) if policies is not None else None)
+        _check_summary(state)
+        if datasets:
+            _check_dataset(state, [Path(p) for p in datasets])
+        if checkpoint is not None:
+            _check_earlier(state, checkpoint)
+    except _CheckFailedError as exc:
+        failure = exc.failure
+    summary = state.predicate.get("summary") if failure is None else {}
+    return VerifyResult(
+        str(path),
+        tuple(state.passed),
+        failure,
+        tuple(state.differences),
+        state.example_differences,
+        summary if isinstance(summary, dict) else {},
+    )
+
+
+def verify_pack(
+    path: str | Path,
+    key: str | NoteVerifier,
+    *,
+    datasets: Sequence[str | Path] | None = None,
+    checkpoint: str | None = None,
+    policies: str | Path | None = None,
+) -> VerifyResult:
+    """:func:`verify` that raises on the first failure.
+
+    Raises:
+        VerificationError: a check failed (the message names the check and where).
+        InputError: as :func:`verify`.
+    """
+    result = verify(path, key, datasets=datasets, checkpoint=checkpoint, policies=policies)
+    if result.failure is not None:
+        raise VerificationError(str(result.failure))
+    return result
