@@ -5,10 +5,11 @@ Invariants:
 - The ledger is only read (entries in bulk, in leaf order); the index is rebuilt in memory from
   the signed bodies on every audit (:mod:`ledger.audit.index`), so the audit trusts exactly the
   log ``ledger verify`` checks and nothing else.
-- Two passes over the log at most: one builds the fingerprint index, groups entries by what
-  decides their verdict and feeds the conduct detectors (whose findings are kept when they
-  involve a linked entry); a second runs only when some turn is left for the ``near`` stage,
-  and reads the sketches.
+- Two passes over the log at most in this process: one builds the fingerprint index and groups
+  entries by what decides their verdict; a second runs only when some turn is left for the
+  ``near`` stage, and reads the sketches. The conduct detectors read the log in a worker
+  interpreter meanwhile (:mod:`ledger.audit.conduct`); their findings are kept when they
+  involve a linked entry.
   The dataset is read once, streaming; only per-example results are kept.
 - Verdicts come from the policy engine (through :class:`ledger._judge.Judge`) for the audit's
   declared purpose, with the organization profile and each entry's own facts. Entries that
@@ -24,11 +25,10 @@ Invariants:
 
 from __future__ import annotations
 
-import sys
 import time
 from array import array
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple, TextIO
@@ -36,6 +36,7 @@ from typing import Any, NamedTuple, TextIO
 import orjson
 
 from ledger._judge import Judge
+from ledger.audit.conduct import ConductJob, entry_bodies
 from ledger.audit.index import ID, FingerprintIndex, IndexBuilder, id_key
 from ledger.audit.matching import (
     DEFAULT_NEAR_THRESHOLD,
@@ -50,12 +51,11 @@ from ledger.audit.matching import (
 )
 from ledger.audit.readers import FORMATS, BadRow, Example, read_dataset
 from ledger.crypto.canonical import canonical_json
-from ledger.crypto.fingerprint import decode_sketch
 from ledger.entry_body import call_stamp, served_model
 from ledger.errors import InputError, LedgerError
 from ledger.log.store import LogStore
 from ledger.policy import DeclaredFacts, Verdict
-from ledger.policy.conduct import ConductThresholds, Finding, detect
+from ledger.policy.conduct import ConductThresholds, Finding
 from ledger.policy.verdict import VERDICTS
 
 __all__ = [
@@ -341,49 +341,14 @@ class _Run:
         if self.progress is not None:
             self.progress(phase, done, total)
 
-    def _entries(self) -> Iterator[tuple[int, str, dict[str, Any]]]:
-        for leaf, data, _, entry_id in self.store.raw_entries(batch=10_000):
-            signed = orjson.loads(data)
-            body = signed.get("body") if isinstance(signed, dict) else None
-            if isinstance(body, dict):
-                yield leaf, entry_id, body
-
-    def _wanted(self, body: Mapping[str, Any]) -> bool:
-        if self.datasets is None:
-            return True
-        dataset = body.get("dataset")
-        return (dataset if isinstance(dataset, str) else None) in self.datasets
-
-    def build_index(
-        self,
-        conduct: bool,
-        thresholds: ConductThresholds | None,
-        hosts: Mapping[str, frozenset[str]] | None,
-    ) -> tuple[FingerprintIndex, list[Finding]]:
-        """The first pass: the index, the verdict groups and (``conduct``) the conduct findings
-        over every entry read, which the caller narrows to the linked ones."""
+    def build_index(self) -> FingerprintIndex:
+        """The first pass: the fingerprint index and the verdict groups."""
         builder = IndexBuilder()
-        passing = self._first_pass(builder)
-        if conduct:
-            findings = detect(passing, thresholds=thresholds, official_hosts=hosts)
-        else:
-            findings = []
-            for _ in passing:
-                pass
-        return builder.build(), findings
-
-    def _first_pass(self, builder: IndexBuilder) -> Iterator[tuple[int, dict[str, Any]]]:
-        # Feeding the conduct detectors from this same pass saves reading the log twice; they
-        # keep one small record per call, not the body.
         total = self.store.size()
         groups, leaf_group = self.group_of_key, self.leaf_group
-        headers_seen: dict[tuple[tuple[str, Any], ...], Any] = {}
-        for leaf, entry_id, body in self._entries():
+        for leaf, entry_id, body in entry_bodies(self.store, self.datasets):
             while len(leaf_group) < leaf:
                 leaf_group.append(_NO_GROUP)
-            if not self._wanted(body):
-                leaf_group.append(_NO_GROUP)
-                continue
             builder.add_entry(leaf, entry_id, body)
             key = _group_key(body)
             number = groups.get(key)
@@ -391,6 +356,7 @@ class _Run:
                 number = groups[key] = len(self.groups)
                 stamp = call_stamp(body)
                 purpose = body.get("purpose")
+                body.pop("outputs", None)  # the representative is judged, never matched
                 self.groups.append(
                     _Group(
                         body,
@@ -403,8 +369,10 @@ class _Run:
             leaf_group.append(number)
             if leaf % 20_000 == 0:
                 self._tick("index", leaf, total)
-            yield leaf, _slim(body, headers_seen)
+        while len(leaf_group) < total:
+            leaf_group.append(_NO_GROUP)
         self._tick("index", total, total)
+        return builder.build()
 
     def resolve_keys(self, index: FingerprintIndex) -> dict[int, bytes]:
         resolved: dict[int, bytes] = {}
@@ -452,9 +420,7 @@ class _Run:
     def second_pass(self, near_hits: dict[int, list[tuple[int, int, float]]]) -> None:
         """Probe every entry output's sketch against the turns left for the near stage."""
         total = self.store.size()
-        for leaf, _, body in self._entries():
-            if not self._wanted(body):
-                continue
+        for leaf, _, body in entry_bodies(self.store, self.datasets):
             outputs = body.get("outputs")
             dataset = body.get("dataset")
             slot = self._slots.get(dataset if isinstance(dataset, str) else None)
@@ -463,39 +429,14 @@ class _Run:
                     encoded = record.get("sketch") if isinstance(record, dict) else None
                     if not isinstance(encoded, str):
                         continue
-                    try:
-                        value = decode_sketch(encoded)
-                    except InputError:
-                        continue
                     number = record.get("index", position)
                     out = number if isinstance(number, int) else position
-                    for turn, score in self.near.probe(slot, value):
+                    for turn, score in self.near.probe(slot, encoded):
                         near_hits.setdefault(turn, []).append((leaf, out, score))
             if leaf % 20_000 == 0:
                 self._tick("near", leaf, total)
 
     _slots: dict[str | None, int]
-
-
-def _slim(body: dict[str, Any], seen: dict[tuple[tuple[str, Any], ...], Any]) -> dict[str, Any]:
-    # The conduct detectors keep one small record per call, holding the body's SDK header
-    # mapping; many calls share equal headers, so equal mappings are shared too.
-    client = body.get("client")
-    if isinstance(client, dict):
-        headers = client.get("headers")
-        if isinstance(headers, dict):
-            try:
-                key = tuple(sorted(headers.items()))
-                client["headers"] = seen.setdefault(key, headers)
-            except TypeError:
-                pass  # unhashable header values: keep the body's own mapping
-    for name in ("provider", "account", "request_model", "response_model", "recorder"):
-        value = body.get(name)
-        if isinstance(value, str):
-            body[name] = sys.intern(value)
-    for name in ("outputs", "usage", "tags"):
-        body.pop(name, None)
-    return body
 
 
 def audit_dataset(
@@ -566,54 +507,68 @@ def audit_dataset(
             raise InputError(f"no dataset file {name}")
     compile_wrappers(wrappers)
     rows = read_dataset(files, format=format, text_field=text_field, id_field=id_field)
-    index, all_findings = run.build_index(conduct, conduct_thresholds, official_hosts)
-    slot_keys = run.resolve_keys(index)
-    run._slots = {index.datasets[slot]: slot for slot in slot_keys}
-    matcher = Matcher(index, slot_keys, wrappers=wrappers)
+    # The conduct detectors read the log in a worker while this process builds the index.
+    job = ConductJob(store, run.datasets, conduct_thresholds, official_hosts) if conduct else None
+    try:
+        index = run.build_index()
+        slot_keys = run.resolve_keys(index)
+        run._slots = {index.datasets[slot]: slot for slot in slot_keys}
+        matcher = Matcher(index, slot_keys, wrappers=wrappers)
 
-    # Only the row's place is kept, never its text: a million rows would not fit otherwise.
-    examples: list[Any] = []  # _Pending, replaced in place by ExampleResult when tallied
-    bad: list[BadRow] = []
-    id_findings: list[IdFinding] = []
-    linked = bytearray(len(run.leaf_group))
-    for item in rows:
-        if isinstance(item, BadRow):
-            if strict:
-                raise InputError(f"bad row {item}")
-            bad.append(item)
-            continue
-        turns = _match_example(item, len(examples), index, matcher, run.near, id_findings)
-        for turn in turns:
-            for link in turn.links:
+        # Only the row's place is kept, never its text: a million rows would not fit otherwise.
+        examples: list[Any] = []  # _Pending, replaced in place by ExampleResult when tallied
+        bad: list[BadRow] = []
+        id_findings: list[IdFinding] = []
+        linked = bytearray(len(run.leaf_group))
+        for item in rows:
+            if isinstance(item, BadRow):
+                if strict:
+                    raise InputError(f"bad row {item}")
+                bad.append(item)
+                continue
+            turns = _match_example(item, len(examples), index, matcher, run.near, id_findings)
+            for turn in turns:
+                for link in turn.links:
+                    linked[link.leaf_index] = 1
+            examples.append(_Pending(item.index, item.file, item.line, turns))
+            if len(examples) % 10_000 == 0:
+                run._tick("dataset", len(examples), None)
+
+        near_hits: dict[int, list[tuple[int, int, float]]] = {}
+        if len(run.near):
+            run.second_pass(near_hits)
+        by_turn: dict[tuple[int, int], dict[tuple[int, int], Link]] = {}
+        for number, hits in near_hits.items():
+            ref = run.near.turns[number]
+            assert isinstance(ref, tuple)  # noqa: S101 - set by _match_example
+            found = by_turn.setdefault(ref, {})
+            for leaf, out, score in hits:
+                best = found.get((leaf, out))
+                if best is None or (best.similarity or 0.0) < score:
+                    found[(leaf, out)] = Link(leaf, "near", out, "sketch", score)
+        for (position, turn_number), links in by_turn.items():
+            ordered = sorted(links.values(), key=lambda x: (-(x.similarity or 0.0), x.leaf_index))
+            # Candidates clearly less similar than the best are not alternatives to it.
+            top = ordered[0].similarity or 0.0
+            ordered = [x for x in ordered if (x.similarity or 0.0) >= top - NEAR_MARGIN]
+            several = len({link.leaf_index for link in ordered}) > 1
+            examples[position].turns[turn_number] = TurnMatch(
+                "near", tuple(ordered), ambiguous=several
+            )
+            for link in ordered:
                 linked[link.leaf_index] = 1
-        examples.append(_Pending(item.index, item.file, item.line, turns))
-        if len(examples) % 10_000 == 0:
-            run._tick("dataset", len(examples), None)
-
-    near_hits: dict[int, list[tuple[int, int, float]]] = {}
-    if len(run.near):
-        run.second_pass(near_hits)
-    by_turn: dict[tuple[int, int], dict[tuple[int, int], Link]] = {}
-    for number, hits in near_hits.items():
-        ref = run.near.turns[number]
-        assert isinstance(ref, tuple)  # noqa: S101 - set by _match_example
-        found = by_turn.setdefault(ref, {})
-        for leaf, out, score in hits:
-            best = found.get((leaf, out))
-            if best is None or (best.similarity or 0.0) < score:
-                found[(leaf, out)] = Link(leaf, "near", out, "sketch", score)
-    for (position, turn_number), links in by_turn.items():
-        ordered = sorted(links.values(), key=lambda x: (-(x.similarity or 0.0), x.leaf_index))
-        # Candidates clearly less similar than the best are not alternatives to it.
-        top = ordered[0].similarity or 0.0
-        ordered = [x for x in ordered if (x.similarity or 0.0) >= top - NEAR_MARGIN]
-        several = len({link.leaf_index for link in ordered}) > 1
-        examples[position].turns[turn_number] = TurnMatch("near", tuple(ordered), ambiguous=several)
-        for link in ordered:
-            linked[link.leaf_index] = 1
-    # Conduct findings that involve at least one linked entry (a 429 is never linked itself,
-    # but the evasion after it may be).
-    findings = [f for f in all_findings if any(linked[leaf] for leaf in f.leaf_indexes)]
+        # Conduct findings that involve at least one linked entry (a 429 is never linked itself,
+        # but the evasion after it may be).
+        all_findings = job.result() if job is not None else []
+        findings = [
+            f
+            for f in all_findings
+            if any(linked[leaf] for leaf in f.leaf_indexes if leaf < len(linked))
+        ]
+    except BaseException:
+        if job is not None:
+            job.cancel()
+        raise
     return _assemble(run, examples, bad, id_findings, findings, index, files, started)
 
 

@@ -23,6 +23,8 @@ Invariants:
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -45,6 +47,8 @@ from ledger.crypto.fingerprint import (
     SKETCH_SIZE,
     Fingerprinter,
     Sketch,
+    decode_sketch,
+    encode_sketch,
     segment_key,
     similarity,
     sketch_words,
@@ -351,38 +355,56 @@ class NearIndex:
     candidate for an entry output when one band agrees exactly. With 16 bands of 4, a pair at
     similarity 0.6 becomes a candidate with probability 1 - (1 - 0.6**4)**16 = 0.89, at 0.7
     with 0.99, at 0.3 with 0.12 (and is then rejected by the threshold). Candidates are
-    confirmed by :func:`ledger.crypto.fingerprint.similarity` against the threshold.
+    confirmed by :func:`ledger.crypto.fingerprint.similarity` against the threshold. Bands are
+    keyed by slices of the sketch's stored bytes, so probing an entry needs no decoding.
     """
 
     def __init__(self, threshold: float = DEFAULT_NEAR_THRESHOLD) -> None:
         if not 0.0 < threshold <= 1.0:
             raise InputError(f"the near threshold must lie in (0, 1], not {threshold}")
         self.threshold = threshold
-        self._bands: dict[int, list[int]] = {}
+        self._bands: dict[bytes, list[int]] = {}
         self._sketches: list[tuple[int, Sketch]] = []  # (slot, sketch) per registered turn
         self.turns: list[object] = []  # caller's reference per registered turn
 
     def __len__(self) -> int:
         return len(self._sketches)
 
+    @staticmethod
+    def _band_keys(slot: int, raw: bytes) -> list[bytes]:
+        width = 4 * _NEAR_ROWS
+        prefix = slot.to_bytes(2, "big")
+        return [
+            prefix + bytes((band,)) + raw[band * width : (band + 1) * width]
+            for band in range(_NEAR_BANDS)
+        ]
+
     def add(self, ref: object, slot: int, value: Sketch) -> None:
         number = len(self._sketches)
         self._sketches.append((slot, value))
         self.turns.append(ref)
-        for band in range(_NEAR_BANDS):
-            start = band * _NEAR_ROWS
-            key = hash((slot, band, *value[start : start + _NEAR_ROWS]))
+        raw = base64.b64decode(encode_sketch(value))
+        for key in self._band_keys(slot, raw):
             self._bands.setdefault(key, []).append(number)
 
-    def probe(self, slot: int, value: Sketch) -> list[tuple[int, float]]:
-        """``(turn number, similarity)`` for every registered turn at or above the threshold."""
+    def probe(self, slot: int, encoded: str) -> list[tuple[int, float]]:
+        """``(turn number, similarity)`` for every registered turn at or above the threshold,
+        for one entry output's stored (base64) sketch; a malformed sketch matches nothing."""
+        try:
+            raw = base64.b64decode(encoded, validate=True)
+        except (binascii.Error, ValueError):
+            return []
+        if len(raw) != 4 * SKETCH_SIZE:
+            return []
         candidates: set[int] = set()
         bands = self._bands
-        for band in range(_NEAR_BANDS):
-            start = band * _NEAR_ROWS
-            found = bands.get(hash((slot, band, *value[start : start + _NEAR_ROWS])))
+        for key in self._band_keys(slot, raw):
+            found = bands.get(key)
             if found:
                 candidates.update(found)
+        if not candidates:
+            return []
+        value = decode_sketch(encoded)
         out = []
         for number in candidates:
             turn_slot, turn_sketch = self._sketches[number]
