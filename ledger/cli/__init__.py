@@ -29,6 +29,7 @@ _GROUPS = {
     "audit": ("ledger.cli.audit", "Audits of datasets and of conduct across calls."),
     "spool": ("ledger.cli.spool", "The on-disk spool of entries not yet committed."),
     "token": ("ledger.cli.token", "Bearer tokens of the audit service: create, list, revoke."),
+    "manifest": ("ledger.cli.manifest", "Signed evidence packs of datasets: build, verify."),
     "serve": ("ledger.cli.serve", "Run the audit service (REST API, uvicorn)."),
 }
 # Root options that take a value (skipped when looking for the command name).
