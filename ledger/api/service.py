@@ -103,7 +103,7 @@ def decode_cursor(cursor: str, filters: EntryFilters) -> int:
         position = int(start)
     except (ValueError, UnicodeDecodeError) as exc:
         raise InputError("malformed cursor") from exc
-    if version != "v1" or position < 0:
+    if version != "v1" or not 0 <= position < 1 << 63:
         raise InputError("malformed cursor")
     if digest != filters.digest():
         raise InputError("the cursor belongs to a listing with other filters")
