@@ -1,0 +1,314 @@
+"""Evidence packs built from real SDK calls: an honest pack verifies offline, and every kind of
+tampering is caught and named (the file, the example line or the leaf)."""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import hashlib
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from securesystemslib.dsse import Envelope as SslibEnvelope
+from securesystemslib.signer import SSlibKey
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+
+from ledger import manifest
+from ledger.crypto.canonical import canonical_json
+from ledger.crypto.dsse import sign_envelope
+from ledger.crypto.keys import SigningKey
+from ledger.crypto.note import Checkpoint, NoteSigner, sign_checkpoint
+from ledger.errors import InputError, VerificationError
+from ledger.manifest import pack as layout
+from tests.audit.helpers import FACTS
+from tests.manifest.conftest import Scenario
+from tests.recorder.helpers import open_ledger
+
+
+@pytest.fixture
+def built(scenario: Scenario, tmp_path: Path) -> Path:
+    result = manifest.build(
+        scenario.lg, [scenario.dataset], tmp_path / "pack", name="tutor", profile=FACTS
+    )
+    return result.path
+
+
+def _copy(pack: Path, tmp_path: Path, name: str) -> Path:
+    target = tmp_path / name
+    shutil.copytree(pack, target)
+    return target
+
+
+def _statement(pack: Path) -> dict[str, Any]:
+    envelope = json.loads((pack / layout.MANIFEST).read_text())
+    return dict(json.loads(base64.b64decode(envelope["payload"])))
+
+
+def _resign(pack: Path, key: SigningKey, edit: Callable[[dict[str, Any]], None]) -> None:
+    """Play a builder holding the log key: change the statement, fix every digest, sign again."""
+    statement = _statement(pack)
+    predicate = statement["predicate"]
+    for name in list(predicate["files"]):
+        predicate["files"][name] = hashlib.sha256((pack / name).read_bytes()).hexdigest()
+    lines = gzip.decompress((pack / layout.RECORDS).read_bytes()).split(b"\n")
+    predicate["records_root"] = layout.records_root(x for x in lines if x).hex()
+    edit(statement)
+    envelope = sign_envelope(canonical_json(statement), key)
+    (pack / layout.MANIFEST).write_bytes(envelope.to_json())
+
+
+def _records(pack: Path) -> list[dict[str, Any]]:
+    data = gzip.decompress((pack / layout.RECORDS).read_bytes())
+    return [json.loads(line) for line in data.splitlines() if line]
+
+
+def _write_records(pack: Path, records: list[dict[str, Any]]) -> None:
+    lines = [json.dumps(r, separators=(",", ":")).encode() for r in records]
+    (pack / layout.RECORDS).write_bytes(layout.gzip_lines(lines))
+
+
+def test_honest_pack_verifies_offline(scenario: Scenario, built: Path) -> None:
+    vkey = scenario.lg.verifier_key
+    result = manifest.verify(built, vkey, datasets=[scenario.dataset])
+    assert result.failure is None
+    assert result.passed == ("signature", "checkpoint", "digests", "entries", "multiproof",
+                             "records", "verdicts", "summary", "dataset")  # fmt: skip
+    statement = _statement(built)
+    assert statement["predicateType"] == manifest.PREDICATE_TYPE
+    digest = hashlib.sha256(scenario.dataset.read_bytes()).hexdigest()
+    assert statement["subject"] == [{"name": "train.jsonl", "digest": {"sha256": digest}}]
+    summary = statement["predicate"]["summary"]
+    assert (summary["examples"], summary["linked"], summary["unlinked"]) == (6, 5, 1)
+    assert summary["by_match"]["near"] >= 1
+    assert summary["by_match"]["template"] == 1
+    assert str(built.parent) not in json.dumps(statement)  # no builder paths in the statement
+    # Every linked entry once, one multiproof over exactly those leaves.
+    records = _records(built)
+    linked = sorted({x["leaf_index"] for r in records for x in r["links"]})
+    proof = json.loads((built / layout.PROOF).read_text())
+    assert proof["leaf_indexes"] == linked
+    assert proof["tree_size"] == scenario.lg.size
+    # The envelope is plain DSSE: securesystemslib verifies it under the log key.
+    public = SSlibKey.from_crypto(
+        scenario.lg.log_key._key.public_key(),
+        keyid=scenario.lg.log_key.key_id,
+    )
+    envelope = SslibEnvelope.from_dict(json.loads((built / layout.MANIFEST).read_text()))
+    assert list(envelope.verify([public], 1)) == [scenario.lg.log_key.key_id]
+    manifest.verify_pack(built, vkey)
+
+
+def test_flipped_byte_in_every_file_is_named(
+    scenario: Scenario, built: Path, tmp_path: Path
+) -> None:
+    vkey = scenario.lg.verifier_key
+    members = sorted(p.relative_to(built).as_posix() for p in built.rglob("*") if p.is_file())
+    assert {layout.MANIFEST, layout.RECORDS, layout.ENTRIES, layout.PROOF, layout.VERDICTS,
+            layout.README, layout.CONSISTENCY, "keys/0.key", "policies/openai.yaml"} <= set(
+        members)  # fmt: skip
+    for number, member in enumerate(members):
+        copy = _copy(built, tmp_path, f"flip{number}")
+        data = bytearray((copy / member).read_bytes())
+        data[len(data) // 2] ^= 0x01
+        (copy / member).write_bytes(bytes(data))
+        result = manifest.verify(copy, vkey)
+        assert result.failure is not None, member
+        assert member in result.failure.where, (member, result.failure)
+        with pytest.raises(VerificationError, match=member.replace(".", r"\.")):
+            manifest.verify_pack(copy, vkey)
+
+
+def test_added_file_is_named(scenario: Scenario, built: Path) -> None:
+    (built / "policies" / "extra.yaml").write_text("id: extra\n", encoding="utf-8")
+    failure = manifest.verify(built, scenario.lg.verifier_key).failure
+    assert failure is not None
+    assert (failure.check, failure.where) == ("digests", "policies/extra.yaml")
+
+
+def test_dataset_edits_are_named_by_line(scenario: Scenario, built: Path, tmp_path: Path) -> None:
+    vkey = scenario.lg.verifier_key
+    lines = scenario.dataset.read_text(encoding="utf-8").splitlines()
+
+    def verify_with(new_lines: list[str]) -> manifest.Failure | None:
+        folder = tmp_path / f"d{len(list(tmp_path.iterdir()))}"
+        folder.mkdir()
+        path = folder / "train.jsonl"
+        path.write_text("\n".join(new_lines) + "\n", encoding="utf-8")
+        return manifest.verify(built, vkey, datasets=[path]).failure
+
+    edited = lines.copy()
+    edited[2] = edited[2].replace("Answer:", "Answer :")
+    failure = verify_with(edited)
+    assert failure is not None
+    assert (failure.check, failure.where) == ("dataset", "train.jsonl:3")
+    assert "edited" in failure.message
+    failure = verify_with(lines[:1] + lines[2:])  # line 2 removed
+    assert failure is not None
+    assert failure.where == "train.jsonl:2"
+    failure = verify_with([*lines, json.loads(json.dumps(lines[0]))])  # one added at the end
+    assert failure is not None
+    assert (failure.where, failure.message) == (
+        "train.jsonl:7",
+        "this example is not in the pack's records",
+    )
+    failure = verify_with(lines[:-1])  # the last one removed
+    assert failure is not None
+    assert failure.where == "train.jsonl:6"
+    # Whitespace outside the rows changes the file's digest but no example: named as the file.
+    failure = verify_with([*lines, ""])
+    assert failure is not None
+    assert (failure.check, failure.where) == ("dataset", "train.jsonl")
+
+
+def test_record_pointing_at_another_entry_is_caught(scenario: Scenario, built: Path) -> None:
+    records = _records(built)
+    first, last = records[0], records[-1]
+    # A validly signed pack whose first record claims an entry that holds other text.
+    other = next(x["leaf_index"] for x in last["links"]
+                 if x["leaf_index"] != first["links"][0]["leaf_index"])  # fmt: skip
+    first["links"][0]["leaf_index"] = other
+    _write_records(built, records)
+    _resign(built, scenario.lg.log_key, lambda statement: None)
+    vkey = scenario.lg.verifier_key
+    assert manifest.verify(built, vkey).ok  # the pack alone is self-consistent
+    failure = manifest.verify(built, vkey, datasets=[scenario.dataset]).failure
+    assert failure is not None
+    assert (failure.check, failure.where) == ("links", "train.jsonl:1")
+    assert f"leaf {other}" in failure.message
+
+
+def test_signed_but_wrong_verdict_summary_and_proof(
+    scenario: Scenario, built: Path, tmp_path: Path
+) -> None:
+    vkey, key = scenario.lg.verifier_key, scenario.lg.log_key
+    copy = _copy(built, tmp_path, "verdict")
+    records = _records(copy)
+    records[0]["verdict"] = "prohibited"
+    _write_records(copy, records)
+    _resign(copy, key, lambda s: None)
+    failure = manifest.verify(copy, vkey).failure
+    assert failure is not None
+    assert (failure.check, failure.where) == ("verdicts", "train.jsonl:1")
+
+    copy = _copy(built, tmp_path, "summary")
+    _resign(copy, key, lambda s: s["predicate"]["summary"].update(linked=6, unlinked=0))
+    failure = manifest.verify(copy, vkey).failure
+    assert failure is not None
+    assert failure.check == "summary"
+
+    copy = _copy(built, tmp_path, "proof")
+    proof = json.loads((copy / layout.PROOF).read_text())
+    dropped = proof["leaf_indexes"].pop()
+    (copy / layout.PROOF).write_text(json.dumps(proof))
+    _resign(copy, key, lambda s: None)
+    failure = manifest.verify(copy, vkey).failure
+    assert failure is not None
+    assert (failure.check, failure.where) == ("multiproof", f"leaf {dropped}")
+
+
+def test_entry_signed_by_an_unlisted_recorder_key(scenario: Scenario, built: Path) -> None:
+    leaf = json.loads(gzip.decompress((built / layout.ENTRIES).read_bytes()).splitlines()[0])
+    key_id = leaf["entry"]["key_id"]
+    _resign(built, scenario.lg.log_key,
+            lambda s: s["predicate"]["ledger"]["recorder_keys"].pop(key_id))  # fmt: skip
+    failure = manifest.verify(built, scenario.lg.verifier_key).failure
+    assert failure is not None
+    assert (failure.check, failure.where) == ("entries", f"leaf {leaf['leaf_index']}")
+    assert "does not list" in failure.message
+
+
+def test_wrong_key(scenario: Scenario, built: Path, tmp_path: Path) -> None:
+    other = open_ledger(tmp_path / "other")
+    try:
+        failure = manifest.verify(built, other.verifier_key).failure
+    finally:
+        other.close()
+    assert failure is not None
+    assert (failure.check, failure.where) == ("signature", layout.MANIFEST)
+    with pytest.raises(InputError):
+        manifest.verify(built, "not a key")
+
+
+def test_earlier_checkpoints_fork_and_rollback(
+    scenario: Scenario, built: Path, tmp_path: Path
+) -> None:
+    lg, vkey = scenario.lg, scenario.lg.verifier_key
+    first_note = _statement(built)["predicate"]["ledger"]["checkpoint"]
+    first_size = lg.size
+    scenario.call(18)
+    second = manifest.build(lg, [scenario.dataset], tmp_path / "second", name="tutor",
+                            profile=FACTS, version="2")  # fmt: skip
+    assert lg.size == first_size + 1
+    assert [b.tree_size for b in manifest.list_builds(lg.store, "tutor")] == [
+        first_size, first_size + 1]  # fmt: skip
+    assert manifest.verify(second.path, vkey, checkpoint=first_note).ok
+    assert manifest.verify(built, vkey, checkpoint=first_note).ok  # same checkpoint
+    # A checkpoint the log showed someone else at the same size: a fork.
+    signer = NoteSigner(lg.origin, lg.log_key)
+    forked = sign_checkpoint(Checkpoint(lg.origin, first_size, bytes(32)), signer)
+    failure = manifest.verify(second.path, vkey, checkpoint=forked).failure
+    assert failure is not None
+    assert (failure.check, failure.where) == ("consistency", layout.CONSISTENCY)
+    failure = manifest.verify(built, vkey, checkpoint=forked).failure
+    assert failure is not None
+    assert "forked" in failure.message
+    # The auditor has already seen the newer tree: the older pack is a rollback.
+    newer = _statement(second.path)["predicate"]["ledger"]["checkpoint"]
+    failure = manifest.verify(built, vkey, checkpoint=newer).failure
+    assert failure is not None
+    assert "rolled back" in failure.message
+    # A size the pack has no proof from.
+    other = sign_checkpoint(Checkpoint(lg.origin, 1, bytes(32)), signer)
+    failure = manifest.verify(second.path, vkey, checkpoint=other).failure
+    assert failure is not None
+    assert "no consistency proof from your size 1" in failure.message
+
+
+def test_auditor_policies_show_differences(scenario: Scenario, built: Path, tmp_path: Path) -> None:
+    own = tmp_path / "own-policies"
+    own.mkdir()
+    shutil.copy(built / "policies" / "anthropic.yaml", own)
+    result = manifest.verify(built, scenario.lg.verifier_key, policies=own)
+    assert result.ok
+    # Without the openai terms every entry is judged otherwise; the pack still verifies.
+    assert result.differences
+    assert {(d.pack, d.auditor) for d in result.differences} == {("allowed", "unknown")}
+    assert result.example_differences == 5
+    same = manifest.verify(built, scenario.lg.verifier_key, policies=built / "policies")
+    assert (same.differences, same.example_differences) == ((), 0)
+
+
+def test_bad_input(scenario: Scenario, built: Path, tmp_path: Path) -> None:
+    vkey = scenario.lg.verifier_key
+    with pytest.raises(InputError, match="not an evidence pack"):
+        manifest.verify(scenario.dataset, vkey)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match="not an evidence pack"):
+        manifest.verify(tmp_path / "empty", vkey)
+    (tmp_path / "gone").mkdir()
+    with pytest.raises(InputError, match="cannot read dataset file"):
+        manifest.verify(built, vkey, datasets=[tmp_path / "gone" / "train.jsonl"])
+    with pytest.raises(InputError, match="no dataset file"):
+        manifest.build(scenario.lg, [], tmp_path / "p")
+    with pytest.raises(InputError, match="already exists"):
+        manifest.build(scenario.lg, [scenario.dataset], built)
+    with pytest.raises(InputError, match="unknown --format"):
+        manifest.build(scenario.lg, [scenario.dataset], tmp_path / "p", format="xml")
+
+
+def test_zip_pack_and_registry_is_append_only(scenario: Scenario, tmp_path: Path) -> None:
+    result = manifest.build(scenario.lg, [scenario.dataset], tmp_path / "z", zip_pack=True,
+                            profile=FACTS)  # fmt: skip
+    assert result.path == tmp_path / "z.zip"
+    assert manifest.verify(result.path, scenario.lg.verifier_key, datasets=[scenario.dataset]).ok
+    assert result.record.name == "tutor"  # the entries' dataset name
+    with pytest.raises(DBAPIError), scenario.lg.store.engine.begin() as conn:
+        conn.execute(text("UPDATE manifest_builds SET name = 'x'"))
+    with pytest.raises(DBAPIError), scenario.lg.store.engine.begin() as conn:
+        conn.execute(text("DELETE FROM manifest_builds"))
+    assert len(manifest.list_builds(scenario.lg.store)) == 1
