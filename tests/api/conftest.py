@@ -63,7 +63,7 @@ def api_settings(home: Path, database_url: str, **extra: Any) -> ApiSettings:
     )
 
 
-def fill(home: Path, database_url: str, count: int, start: int = 0) -> tuple[str, str]:
+def fill(home: Path, database_url: str | None, count: int, start: int = 0) -> tuple[str, str]:
     """Append ``count`` entries to the ledger there; return (install id, verifier key)."""
     settings = Settings(
         home=home, database_url=database_url, checkpoint_every=0, checkpoint_interval=0
