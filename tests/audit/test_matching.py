@@ -263,3 +263,17 @@ def test_conduct_findings_over_the_linked_entries(
     human = write_jsonl(tmp_path / "h.jsonl", [chat_row(HUMAN[0])])
     assert lg.audit_dataset([human], profile=FACTS).conduct == ()
     assert lg.audit_dataset([path], profile=FACTS, conduct=False).conduct == ()
+
+
+def test_conduct_runs_in_process_for_an_in_memory_ledger(tmp_path: Path) -> None:
+    # A worker opening "sqlite://" would get a new, empty database: the pass stays here.
+    import ledger
+
+    with ledger.open("sqlite://", home=tmp_path / "home") as lg:
+        body = v2_body(lg, [(TIDES, None)])
+        body["endpoint"]["host"] = "chatgpt.com"
+        lg.append(body)
+        path = write_jsonl(tmp_path / "d.jsonl", [chat_row(TIDES)])
+        audit = lg.audit_dataset([path], profile=FACTS)
+        assert audit.by_match["exact"] == 1
+        assert [f.kind for f in audit.conduct] == ["unofficial-endpoint"]
