@@ -1,0 +1,165 @@
+"""Evidence-pack benchmark (issue 11): multiproof sizes, and build / verify speed.
+
+Part 1, pure and in memory: a tree of ``--tree`` leaves (default 1,000,000) built with the
+frontier, then multiproofs for a contiguous run and for 1,000 and 100,000 random leaves,
+each next to the sum of the separate RFC 9162 inclusion proofs of the same leaves. Sizes are
+hash counts and JSON bytes (the ``proof.json`` form).
+
+Part 2: a ledger of ``--entries`` version-2 entries (the dataset benchmark's bodies, built
+once and reusable with ``--home``), a dataset of one exact row per entry, then ``manifest
+build`` and ``manifest verify`` (with the dataset) each in a fresh child process: wall time,
+peak RSS, pack bytes per example, and the raw one-core Ed25519 verify rate measured in the
+same run (entry signature checks are the verifier's floor).
+
+Usage:
+    python bench/manifest_bench.py [--tree 1000000] [--entries 20000] [--home DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from dataset_bench import build as build_ledger
+from dataset_bench import open_bench_ledger, write_datasets
+
+from ledger.crypto import multiproof, tree
+from ledger.crypto.keys import SigningKey
+from ledger.crypto.merkle import leaf_hash
+from ledger.crypto.tree import TreeFrontier
+
+
+def proof_sizes(size: int) -> None:
+    started = time.perf_counter()
+    frontier = TreeFrontier()
+    stored: list[bytes] = []
+    for i in range(size):
+        stored.extend(frontier.append(leaf_hash(i.to_bytes(8, "big"))))
+    print(f"tree of {size:,} leaves built in {time.perf_counter() - started:.1f} s")
+
+    def read(indexes: object) -> list[bytes]:
+        return [stored[i] for i in indexes]  # type: ignore[attr-defined]
+
+    rng = random.Random(7)
+    cases = [
+        ("contiguous 1,000", list(range(size // 3, size // 3 + 1_000))),
+        ("contiguous 100,000", list(range(size // 5, size // 5 + 100_000))),
+        ("random 1,000", rng.sample(range(size), 1_000)),
+        ("random 100,000", rng.sample(range(size), 100_000)),
+    ]
+    root = frontier.root()
+    print(f"{'leaves':<20} {'nodes':>9} {'JSON KB':>9} {'separate hashes':>16} "
+          f"{'separate KB':>12} {'ratio':>6} {'build s':>8} {'verify s':>9}")  # fmt: skip
+    for label, leaves in cases:
+        t0 = time.perf_counter()
+        proof = multiproof.build(size, leaves, read)
+        t1 = time.perf_counter()
+        multiproof.verify(proof, {i: stored[tree.stored_index(0, i)] for i in leaves}, root)
+        t2 = time.perf_counter()
+        json_bytes = len(json.dumps(proof.to_dict()))
+        separate = sum(len(tree.inclusion_proof(i, size, read)) for i in leaves)
+        # Separate proofs as a client gets them: hex hashes in a JSON list, one per leaf.
+        separate_bytes = separate * 67
+        print(f"{label:<20} {len(proof.nodes):>9,} {json_bytes / 1024:>9.1f} {separate:>16,} "
+              f"{separate_bytes / 1024:>12.1f} {separate / max(len(proof.nodes), 1):>6.1f} "
+              f"{t1 - t0:>8.2f} {t2 - t1:>9.2f}")  # fmt: skip
+
+
+def ed25519_rate(seconds: float = 1.0) -> float:
+    key = SigningKey.generate()
+    message = b"x" * 600
+    signature = key.sign(message)
+    count, started = 0, time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        for _ in range(200):
+            key.public_key.verify(signature, message)
+        count += 200
+    return count / (time.perf_counter() - started)
+
+
+def child_build(home: str, dataset: str, out: str) -> None:
+    from ledger.manifest import build
+    from ledger.policy import DeclaredFacts
+
+    lg = open_bench_ledger(Path(home), None)
+    started = time.perf_counter()
+    result = build(lg, [dataset], out, name="bench",
+                   profile=DeclaredFacts(competes_with_provider="no"))  # fmt: skip
+    seconds = time.perf_counter() - started
+    vkey = lg.verifier_key
+    lg.close()
+    size = sum(p.stat().st_size for p in Path(out).rglob("*") if p.is_file())
+    print(json.dumps({"seconds": seconds, "rss_mb": _rss(), "bytes": size, "vkey": vkey,
+                      "examples": result.audit.examples}))  # fmt: skip
+
+
+def child_verify(pack: str, vkey: str, dataset: str) -> None:
+    from ledger.manifest import verify
+
+    started = time.perf_counter()
+    result = verify(pack, vkey, datasets=[dataset])
+    seconds = time.perf_counter() - started
+    print(json.dumps({"seconds": seconds, "rss_mb": _rss(), "ok": result.ok,
+                      "failure": str(result.failure) if result.failure else None}))  # fmt: skip
+
+
+def _rss() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _child(*args: str) -> dict[str, object]:
+    done = subprocess.run(
+        [sys.executable, __file__, "--child", *args], capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"child {args[0]} failed:\n{done.stderr}")
+    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--tree", type=int, default=1_000_000)
+    parser.add_argument("--entries", type=int, default=20_000)
+    parser.add_argument("--home", type=Path, default=None)
+    parser.add_argument("--skip-proofs", action="store_true")
+    parser.add_argument("--child", nargs="+")
+    args = parser.parse_args()
+    if args.child:
+        kind, *rest = args.child
+        if kind == "build":
+            child_build(*rest)
+        else:
+            child_verify(*rest)
+        return
+    if not args.skip_proofs:
+        proof_sizes(args.tree)
+    if args.entries <= 0:
+        return
+    home = args.home or Path(tempfile.mkdtemp(prefix="manifest-bench-"))
+    build_ledger(home, None, args.entries)
+    exact, _ = write_datasets(home, args.entries, args.entries, 0)
+    out = Path(tempfile.mkdtemp(prefix="manifest-pack-")) / "pack"
+    rate = ed25519_rate()
+    built = _child("build", str(home), str(exact), str(out))
+    checked = _child("verify", str(out), str(built["vkey"]), str(exact))
+    examples = int(built["examples"])  # type: ignore[call-overload]
+    verify_rate = examples / float(checked["seconds"])  # type: ignore[arg-type]
+    print(f"\n{examples:,} examples vs {args.entries:,} entries")
+    print(f"build  {built['seconds']:.1f} s, RSS {built['rss_mb']:.0f} MB, pack "
+          f"{int(built['bytes']) / examples:.0f} B per example")  # type: ignore[call-overload]  # fmt: skip
+    print(f"verify {checked['seconds']:.1f} s ({verify_rate:,.0f} examples/s), RSS "
+          f"{checked['rss_mb']:.0f} MB, ok={checked['ok']} {checked['failure'] or ''}")  # fmt: skip
+    print(f"raw Ed25519 verify, one core: {rate:,.0f}/s")
+
+
+if __name__ == "__main__":
+    main()
