@@ -35,7 +35,7 @@ from ledger.crypto.fingerprint import FINGERPRINT_VERSION, key_file_text
 from ledger.errors import InputError
 from ledger.manifest import pack as layout
 from ledger.manifest.registry import BuildRecord, list_builds, record_build
-from ledger.manifest.verdicts import verdict_document
+from ledger.manifest.verdicts import Judgements
 from ledger.policy import DeclaredFacts, PolicySet
 from ledger.policy.loader import default_policies
 from ledger.policy.verdict import policy_digest
@@ -193,8 +193,9 @@ def build(
     documents: dict[str, Any] = {}
     by_leaf: dict[str, str] = {}
     versions: dict[tuple[str, str, str], None] = {}
+    judgements = Judgements(purpose, facts, policies)
     for leaf in leaves:
-        judged = verdict_document(bodies[leaf], purpose, facts, policies)
+        judged = judgements.document(bodies[leaf])
         if judged is None:
             continue
         sha, document, verdict = judged

@@ -13,7 +13,7 @@ Invariants:
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Hashable, Iterable, Mapping
 from typing import Any
 
 from ledger.crypto.canonical import sha256_hex
@@ -21,7 +21,7 @@ from ledger.errors import InputError
 from ledger.policy import CallFacts, DeclaredFacts, PolicySet, Verdict, evaluate
 from ledger.policy.verdict import VERDICTS
 
-__all__ = ["example_verdict", "verdict_document"]
+__all__ = ["Judgements", "example_verdict", "verdict_document"]
 
 _RANK = {name: rank for rank, name in enumerate(VERDICTS)}
 _UNJUDGED_RANK = _RANK["conditional"]
@@ -31,15 +31,45 @@ def verdict_document(
     body: Mapping[str, Any], purpose: str, facts: DeclaredFacts, policies: PolicySet
 ) -> tuple[str, dict[str, Any], Verdict] | None:
     """``(sha256, document, verdict)`` of one entry body, or None when it cannot be judged."""
-    own = body.get("facts")
-    try:
-        merged = facts.merged(own if isinstance(own, Mapping) else None)
-        verdict = evaluate(CallFacts.from_entry_body(body), purpose, merged, policies=policies)
-    except InputError:
-        return None
-    document = {k: v for k, v in verdict.to_dict().items() if k != "call"}
-    text = json.dumps(document, sort_keys=True, ensure_ascii=False)
-    return sha256_hex(text.encode()), document, verdict
+    return Judgements(purpose, facts, policies).document(body)
+
+
+class Judgements:
+    """Verdict documents of many entries for one purpose, facts and policy set.
+
+    The engine picks policy versions by the call's UTC day, so calls that agree on provider,
+    model, host, output modality, day and merged facts get the same document (the ledger's
+    judge relies on the same property): each such combination is evaluated once.
+    """
+
+    def __init__(self, purpose: str, facts: DeclaredFacts, policies: PolicySet) -> None:
+        self.purpose = purpose
+        self.facts = facts
+        self.policies = policies
+        self._cache: dict[Hashable, tuple[str, dict[str, Any], Verdict]] = {}
+
+    def document(self, body: Mapping[str, Any]) -> tuple[str, dict[str, Any], Verdict] | None:
+        """``(sha256, document, verdict)`` of one entry body, or None when it cannot be judged."""
+        own = body.get("facts")
+        try:
+            merged = self.facts.merged(own if isinstance(own, Mapping) else None)
+            call = CallFacts.from_entry_body(body)
+        except InputError:
+            return None
+        day = call.at.date() if call.at is not None else None
+        key = (call.provider, call.model, call.host, call.output_modality, day, merged)
+        found = self._cache.get(key)
+        if found is not None:
+            return found
+        try:
+            verdict = evaluate(call, self.purpose, merged, policies=self.policies)
+        except InputError:
+            return None
+        document = {k: v for k, v in verdict.to_dict().items() if k != "call"}
+        text = json.dumps(document, sort_keys=True, ensure_ascii=False)
+        judged = (sha256_hex(text.encode()), document, verdict)
+        self._cache[key] = judged
+        return judged
 
 
 def example_verdict(verdicts: Iterable[str | None]) -> str | None:

@@ -26,6 +26,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -33,11 +34,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from ledger.audit import Example
 from ledger.audit import read_dataset as _read_dataset
 from ledger.audit.index import ID, FingerprintIndex, IndexBuilder, id_key
 from ledger.audit.matching import MATCH_CLASSES, Matcher
-from ledger.crypto.canonical import canonical_json
+from ledger.crypto.canonical import json_string
 from ledger.crypto.dsse import Envelope, verify_envelope
 from ledger.crypto.fingerprint import decode_sketch, parse_key_file, similarity
 from ledger.crypto.keys import VerifyingKey
@@ -47,7 +50,7 @@ from ledger.crypto.multiproof import verify as verify_multiproof
 from ledger.crypto.note import Checkpoint, NoteVerifier, verify_checkpoint
 from ledger.errors import InputError, LedgerError, VerificationError
 from ledger.manifest import pack as layout
-from ledger.manifest.verdicts import example_verdict, verdict_document
+from ledger.manifest.verdicts import Judgements, example_verdict
 from ledger.policy import DeclaredFacts, PolicySet, load_policies
 
 __all__ = ["Difference", "Failure", "VerifyResult", "verify", "verify_pack"]
@@ -223,6 +226,32 @@ def _recorder_keys(state: _State) -> dict[str, VerifyingKey]:
     return keys
 
 
+_LINE_HEAD = re.compile(rb'\{"leaf_index":(0|[1-9][0-9]*),"entry":')
+_BODY_HEAD = b'{"body":'
+
+
+def _signed_parts(data: bytes) -> tuple[dict[str, Any], bytes, str, str] | None:
+    """``(entry, body bytes, key id, sig)`` when ``data`` is laid out as the ledger writes it.
+
+    The body bytes are cut out of the leaf data itself (RFC 8785 puts ``body`` first and the
+    two strings after it), so the signature is checked over exactly the bytes the leaf hash
+    covers, without serializing the body again. Any other layout returns None.
+    """
+    try:
+        entry = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(entry, dict) or set(entry) != {"body", "key_id", "sig"}:
+        return None
+    key_id, sig = entry["key_id"], entry["sig"]
+    if not isinstance(key_id, str) or not isinstance(sig, str):
+        return None
+    tail = b',"key_id":' + json_string(key_id) + b',"sig":' + json_string(sig) + b"}"
+    if not (data.startswith(_BODY_HEAD) and data.endswith(tail)):
+        return None
+    return entry, data[len(_BODY_HEAD) : -len(tail)], key_id, sig
+
+
 def _check_entries(state: _State) -> dict[int, bytes]:
     keys = _recorder_keys(state)
     hashes: dict[int, bytes] = {}
@@ -231,20 +260,20 @@ def _check_entries(state: _State) -> dict[int, bytes]:
         lines = list(state.pack.lines(layout.ENTRIES))
     for number, line in lines:
         where = f"{layout.ENTRIES} line {number}"
-        try:
-            item = json.loads(line)
-        except ValueError as exc:
-            raise _fail("entries", where, f"not JSON: {exc}") from exc
-        item = _obj(item, "entries", where, "the line")
-        leaf, entry = item.get("leaf_index"), item.get("entry")
-        if not isinstance(leaf, int) or leaf <= previous:
-            raise _fail("entries", where, "leaf_index is missing or not ascending")
+        head = _LINE_HEAD.match(line)
+        parts = _signed_parts(line[head.end() : -1]) if head and line.endswith(b"}") else None
+        if head is None or parts is None:
+            raise _fail("entries", where, "not a leaf line {\"leaf_index\": N, \"entry\": ...} "
+                        "holding a signed entry")  # fmt: skip
+        leaf = int(head.group(1))
+        if leaf <= previous:
+            raise _fail("entries", where, "leaf indexes are not ascending")
         previous = leaf
+        entry, body_bytes, key_id, sig = parts
         where = f"leaf {leaf}"
-        entry = _obj(entry, "entries", where, "the entry")
-        body, key_id, sig = entry.get("body"), entry.get("key_id"), entry.get("sig")
-        if not isinstance(body, dict) or not isinstance(key_id, str) or not isinstance(sig, str):
-            raise _fail("entries", where, "the entry needs body, key_id and sig")
+        body = entry["body"]
+        if not isinstance(body, dict):
+            raise _fail("entries", where, "the entry's body is not an object")
         key = keys.get(key_id)
         if key is None:
             raise _fail("entries", where, f"signed by recorder key {key_id}, which the "
@@ -254,9 +283,8 @@ def _check_entries(state: _State) -> dict[int, bytes]:
         except (binascii.Error, ValueError) as exc:
             raise _fail("entries", where, "the signature is not base64") from exc
         with _checking("entries", where):
-            key.verify(signature, canonical_json(body))
-            data = canonical_json(entry)
-        hashes[leaf] = leaf_hash(data)
+            key.verify(signature, body_bytes)
+        hashes[leaf] = leaf_hash(line[head.end() : -1])
         state.bodies[leaf] = body
         if isinstance(body.get("id"), str):
             state.entry_ids[leaf] = body["id"]
@@ -342,8 +370,9 @@ def _check_verdicts(state: _State, auditor_policies: Path | None) -> None:
         raise _fail("verdicts", layout.VERDICTS, "needs documents and leaves")
     facts = _facts(state)
     with _policy_set(state) as policies:
+        judgements = Judgements(purpose, facts, policies)
         for leaf, body in sorted(state.bodies.items()):
-            judged = verdict_document(body, purpose, facts, policies)
+            judged = judgements.document(body)
             sha = leaves.get(str(leaf))
             if judged is None:
                 if sha is not None:
@@ -370,10 +399,10 @@ def _check_verdicts(state: _State, auditor_policies: Path | None) -> None:
                         f"verdict {record.get('verdict')}, re-evaluated {expected}")  # fmt: skip
     if auditor_policies is not None:
         with _checking("policies", str(auditor_policies)):
-            own = load_policies(auditor_policies)
+            own = Judgements(purpose, facts, load_policies(auditor_policies))
             mine: dict[int, str | None] = {}
             for leaf, body in sorted(state.bodies.items()):
-                judged = verdict_document(body, purpose, facts, own)
+                judged = own.document(body)
                 mine[leaf] = judged[2].verdict if judged else None
                 if mine[leaf] != state.leaf_verdicts[leaf]:
                     state.differences.append(
