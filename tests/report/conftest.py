@@ -1,0 +1,100 @@
+"""Fixtures for the report tests: a real evidence pack built from real SDK calls, and a real
+headless Chromium (the system one, driven by Playwright) to run the in-browser verifier."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import ledger
+from ledger import manifest
+from ledger.crypto.canonical import canonical_json
+from ledger.crypto.dsse import sign_envelope
+from ledger.manifest.pack import MANIFEST, sha256_hex
+from ledger.policy import DeclaredFacts
+from tests.manifest.conftest import Scenario, facts, scenario  # noqa: F401 - shared fixtures
+from tests.audit.conftest import fake_provider  # noqa: F401 - the shared stand-in teacher
+
+CHROMIUM = Path(os.environ.get("LEDGER_TEST_CHROMIUM", "/usr/bin/chromium"))
+
+
+@dataclass
+class BuiltPack:
+    lg: ledger.Ledger
+    path: Path
+    dataset: Path
+    result: manifest.BuildResult
+
+    def statement(self) -> dict[str, Any]:
+        envelope = json.loads((self.path / MANIFEST).read_bytes())
+        return json.loads(base64.b64decode(envelope["payload"]))
+
+    def resign(self, change: Callable[[dict[str, Any]], None]) -> None:
+        """Edit the statement and sign it again with the real log key, so that only the
+        tampering under test is left for the verifier to find."""
+        statement = self.statement()
+        change(statement)
+        envelope = sign_envelope(canonical_json(statement), self.lg.log_key)
+        (self.path / MANIFEST).write_bytes(envelope.to_json())
+
+    def relist(self, member: str) -> None:
+        """Record a member's new digest in the statement (and re-sign)."""
+        digest = sha256_hex((self.path / member).read_bytes())
+        self.resign(lambda s: s["predicate"]["files"].__setitem__(member, digest))
+
+
+@pytest.fixture
+def built(scenario: Scenario, facts: DeclaredFacts, tmp_path: Path) -> BuiltPack:  # noqa: F811
+    result = manifest.build(
+        scenario.lg, [scenario.dataset], tmp_path / "pack", name="tutor", profile=facts
+    )
+    return BuiltPack(scenario.lg, result.path, scenario.dataset, result)
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """Headless Chromium from the system. In CI (CI=true) a browser that cannot start fails
+    the tests; elsewhere they are skipped with the reason."""
+
+    def unavailable(reason: str) -> None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"browser tests need Chromium in CI: {reason}")
+        pytest.skip(f"browser tests skipped: {reason}")
+
+    try:
+        from playwright.sync_api import Error, sync_playwright
+    except ImportError as exc:
+        unavailable(f"playwright is not installed ({exc}); pip install -e '.[browser]'")
+    if not CHROMIUM.is_file() and shutil.which(str(CHROMIUM)) is None:
+        unavailable(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
+    with sync_playwright() as driver:
+        try:
+            # Root in a container has no user namespace for Chromium's sandbox.
+            chromium = driver.chromium.launch(
+                executable_path=str(CHROMIUM), headless=True, args=["--no-sandbox"]
+            )
+        except Error as exc:
+            unavailable(f"Chromium at {CHROMIUM} did not start: {exc.message.splitlines()[0]}")
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    """A fresh page; any uncaught script error fails the test."""
+    context = browser.new_context(viewport={"width": 1200, "height": 900})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    yield page
+    context.close()
+    assert errors == []
