@@ -157,3 +157,17 @@ def test_bad_token_commands_exit_2_with_one_line(tmp_path: Path, args: list[str]
     assert code == 2
     assert len(err.strip().splitlines()) == 1
     assert err.startswith("ledger: ")
+
+
+def test_the_listening_socket_says_tcp_so_answers_are_not_delayed() -> None:
+    # asyncio sets TCP_NODELAY on accepted connections only for sockets whose proto is TCP;
+    # with proto 0 every answer waited ~40 ms on a delayed ACK.
+    import socket
+
+    from ledger.cli.serve import _bind
+
+    sock = _bind("127.0.0.1", 0)
+    try:
+        assert sock.proto == socket.IPPROTO_TCP
+    finally:
+        sock.close()

@@ -1,0 +1,217 @@
+"""Audit service benchmark: latency of the proof-carrying reads next to a bare endpoint (issue 12).
+
+Builds a ledger of N entries (or reuses ``--home``), starts ``ledger serve --port 0`` in a child
+process, and drives it from C client threads on loopback, each with its own HTTP connection:
+
+- ``bare``: ``GET /healthz`` (no database, no auth): what FastAPI and uvicorn cost by themselves;
+- ``checkpoint``: ``GET /v1/log/checkpoint``;
+- ``entry+proof``: ``GET /v1/entries/{random leaf}`` (auth, entry, RFC 9162 inclusion proof);
+- ``page100+proof``: ``GET /v1/entries?provider=openai&limit=100`` from a random cursor (auth,
+  filtered page, one multiproof);
+- ``ingest``: ``POST /v1/entries`` batches of 500 entries sealed beforehand (entries/s).
+
+Prints p50/p99 (ms) and requests/s per target, all in the same run against the same server.
+Figures on a shared two-core machine are noisy; the client threads share one interpreter, so
+at high C the client's GIL is part of what is measured (run the clients elsewhere for more).
+
+Usage:
+    python bench/api_bench.py [--entries 20000] [--clients 8] [--requests 2000]
+        [--workers 1] [--db URL] [--home DIR] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+
+def build(home: Path, database_url: str | None, entries: int) -> None:
+    from ledger._ledger import Ledger
+    from ledger.settings import Settings
+
+    settings = Settings(home=home, database_url=database_url, checkpoint_every=0,
+                        checkpoint_interval=0, judge=False)  # fmt: skip
+    with Ledger.from_settings(settings) as lg:
+        have = lg.size
+        providers = ("openai", "anthropic", "gcp.gemini")
+        batch = []
+        for n in range(have, entries):
+            batch.append({"provider": providers[n % 3], "request_model": f"m{n % 7}",
+                          "purpose": "evaluate", "dataset": f"d{n % 5}", "n": n})  # fmt: skip
+            if len(batch) == 5000:
+                lg.append_many(batch)
+                batch = []
+        if batch:
+            lg.append_many(batch)
+        lg.checkpoint()
+
+
+def tokens(home: Path, database_url: str | None) -> tuple[str, str, Any, str]:
+    from ledger._ledger import Ledger
+    from ledger.api.keys import register_recorder_key
+    from ledger.api.tokens import create_token
+    from ledger.crypto.keys import SigningKey
+    from ledger.settings import Settings
+
+    settings = Settings(home=home, database_url=database_url, checkpoint_every=0,
+                        checkpoint_interval=0, judge=False)  # fmt: skip
+    key = SigningKey.generate()
+    with Ledger.from_settings(settings, create=False) as lg:
+        register_recorder_key(lg, key.public_key.raw, "bench")
+        engine = lg.store.engine
+        auditor = create_token(engine, role="auditor", name="bench")[0]
+        recorder = create_token(engine, role="recorder", name="bench", recorder_key_id=key.key_id)
+        return auditor, recorder[0], key, lg.install_id
+
+
+def start(home: Path, database_url: str | None, workers: int) -> tuple[subprocess.Popen[str], str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGER_")}
+    env.update(LEDGER_HOME=str(home), LEDGER_JUDGE="false", LEDGER_API_CHECKPOINT_AGE="1")
+    if database_url:
+        env["LEDGER_DATABASE_URL"] = database_url
+    ledger_cli = str(Path(sys.executable).with_name("ledger"))
+    process = subprocess.Popen(
+        [ledger_cli, "serve", "--port", "0", "--workers", str(workers), "--log-level", "warning"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=env,
+    )
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    threading.Thread(target=process.stdout.read, daemon=True).start()
+    found = re.search(r"(http://\S+) ", line)
+    if not found:
+        process.kill()
+        raise SystemExit(f"the server did not start: {line!r}")
+    url = found.group(1)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(f"{url}/healthz").status_code == 200:
+                return process, url
+        except httpx.TransportError:
+            if time.monotonic() > deadline:
+                raise
+        time.sleep(0.05)
+
+
+def drive(
+    url: str, clients: int, requests: int, one: Callable[[httpx.Client, random.Random], None]
+) -> dict[str, float]:
+    per_client = max(1, requests // clients)
+    latencies: list[float] = []
+    lock = threading.Lock()
+
+    def run(seed: int) -> None:
+        rng = random.Random(seed)
+        mine = []
+        with httpx.Client(base_url=url, timeout=60) as http:
+            one(http, rng)  # warm the connection
+            for _ in range(per_client):
+                t0 = time.perf_counter()
+                one(http, rng)
+                mine.append(time.perf_counter() - t0)
+        with lock:
+            latencies.extend(mine)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(clients)]
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - t0
+    latencies.sort()
+    return {
+        "p50_ms": statistics.median(latencies) * 1000,
+        "p99_ms": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000,
+        "per_s": len(latencies) / wall,
+        "n": len(latencies),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--entries", type=int, default=20_000)
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--requests", type=int, default=2_000)
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--batches", type=int, default=10, help="ingest batches of 500")
+    parser.add_argument("--db")
+    parser.add_argument("--home", type=Path)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+
+    from ledger.api.service import EntryFilters, encode_cursor
+    from ledger.log.records import seal_entry
+
+    home = args.home or Path(tempfile.mkdtemp(prefix="api-bench-"))
+    build(home, args.db, args.entries)
+    auditor, recorder, key, ledger_id = tokens(home, args.db)
+    process, url = start(home, args.db, args.workers)
+    size = args.entries
+    filters = EntryFilters(provider="openai")
+    auth = {"Authorization": f"Bearer {auditor}"}
+
+    def bare(http: httpx.Client, _rng: random.Random) -> None:
+        http.get("/healthz").raise_for_status()
+
+    def checkpoint(http: httpx.Client, _rng: random.Random) -> None:
+        http.get("/v1/log/checkpoint").raise_for_status()
+
+    def entry(http: httpx.Client, rng: random.Random) -> None:
+        http.get(f"/v1/entries/{rng.randrange(size)}", headers=auth).raise_for_status()
+
+    def page(http: httpx.Client, rng: random.Random) -> None:
+        cursor = encode_cursor(rng.randrange(max(1, size - 400)), filters)
+        answer = http.get(f"/v1/entries?provider=openai&limit=100&cursor={cursor}", headers=auth)
+        answer.raise_for_status()
+
+    results: dict[str, Any] = {"entries": size, "clients": args.clients, "workers": args.workers,
+                               "database": "postgresql" if args.db else "sqlite"}  # fmt: skip
+    try:
+        for name, one in (("bare", bare), ("checkpoint", checkpoint), ("entry+proof", entry),
+                          ("page100+proof", page)):  # fmt: skip
+            results[name] = drive(url, args.clients, args.requests, one)
+        batches = [[seal_entry({"purpose": "evaluate", "dataset": "ingest", "b": b, "i": i},
+                               key, ledger_id) for i in range(500)]
+                   for b in range(args.batches)]  # fmt: skip
+        post = {"Authorization": f"Bearer {recorder}"}
+        with httpx.Client(base_url=url, timeout=120) as http:
+            t0 = time.perf_counter()
+            for batch in batches:
+                http.post("/v1/entries", json={"entries": batch}, headers=post).raise_for_status()
+            results["ingest_entries_per_s"] = 500 * len(batches) / (time.perf_counter() - t0)
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
+    if args.json:
+        print(json.dumps(results, indent=2))
+        return
+    print(f"{results['database']}, {size} entries, {args.clients} clients, "
+          f"{args.workers} worker(s)")  # fmt: skip
+    for name in ("bare", "checkpoint", "entry+proof", "page100+proof"):
+        r = results[name]
+        print(f"  {name:<15} p50 {r['p50_ms']:7.2f} ms  p99 {r['p99_ms']:7.2f} ms  "
+              f"{r['per_s']:8.0f} req/s  (n={r['n']})")  # fmt: skip
+    rate = results["ingest_entries_per_s"]
+    print(f"  ingest          {rate:8.0f} entries/s (batches of 500, one client)")
+
+
+if __name__ == "__main__":
+    main()
