@@ -4,6 +4,7 @@ their outputs (exact, post-processed, assembled and hand-written rows)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,34 +47,47 @@ def _near_copy(text: str) -> str:
     return " ".join(words)
 
 
+@contextmanager
+def scenario_on(
+    lg: ledger.Ledger, home: Path, server: FakeProviderServer, folder: Path
+) -> Iterator[Scenario]:
+    """Record teacher calls into ``lg`` with the real openai SDK and write a dataset of them."""
+    bare = openai.OpenAI(base_url=server.openai_base_url, api_key=API_KEY, max_retries=0)
+    client = wrap(bare, ledger=lg, purpose="train-model", dataset="tutor", durability="sync",
+                  hosts={"127.0.0.1": "openai"})  # fmt: skip
+    scene = Scenario(lg, home, folder / "train.jsonl", [], client)
+    try:
+        first = scene.call(12, n=2)
+        second = scene.call(14)
+        long = scene.call(40, n=3)
+        third = scene.call(16)
+        scene.outputs = [*first, *second, *long, *third]
+        rows: list[Any] = [
+            chat_row(first[0]),
+            chat_row(first[1].upper()),  # truecased
+            chat_row(f"Answer: {second[0]}"),  # a wrapper: template
+            chat_row(_near_copy(long[2])),  # near
+            chat_row(HUMAN),  # none
+            chat_row(third[0], long[0]),  # two turns, both exact
+        ]
+        write_jsonl(scene.dataset, rows)
+        yield scene
+    finally:
+        client.close()
+        bare.close()
+
+
 @pytest.fixture
 def scenario(
     fake_provider: FakeProviderServer,  # noqa: F811 - the imported fixture
     tmp_path: Path,
 ) -> Iterator[Scenario]:
     lg = open_ledger(tmp_path / "home")
-    bare = openai.OpenAI(base_url=fake_provider.openai_base_url, api_key=API_KEY, max_retries=0)
-    client = wrap(bare, ledger=lg, purpose="train-model", dataset="tutor", durability="sync",
-                  hosts={"127.0.0.1": "openai"})  # fmt: skip
-    scene = Scenario(lg, tmp_path / "home", tmp_path / "train.jsonl", [], client)
-    first = scene.call(12, n=2)
-    second = scene.call(14)
-    long = scene.call(40, n=3)
-    third = scene.call(16)
-    scene.outputs = [*first, *second, *long, *third]
-    rows: list[Any] = [
-        chat_row(first[0]),
-        chat_row(first[1].upper()),  # case folding: still exact after normalization
-        chat_row(f"Answer: {second[0]}"),  # a wrapper: template
-        chat_row(_near_copy(long[2])),  # near
-        chat_row(HUMAN),  # none
-        chat_row(third[0], long[0]),  # two turns, both exact
-    ]
-    write_jsonl(scene.dataset, rows)
-    yield scene
-    client.close()
-    bare.close()
-    lg.close()
+    try:
+        with scenario_on(lg, tmp_path / "home", fake_provider, tmp_path) as scene:
+            yield scene
+    finally:
+        lg.close()
 
 
 @pytest.fixture

@@ -25,8 +25,11 @@ from ledger.crypto.keys import SigningKey
 from ledger.crypto.note import Checkpoint, NoteSigner, sign_checkpoint
 from ledger.errors import InputError, VerificationError
 from ledger.manifest import pack as layout
+from ledger.testing.fake_provider import FakeProviderServer
+from tests.audit.conftest import fake_provider  # noqa: F401 - the shared stand-in teacher
 from tests.audit.helpers import FACTS
-from tests.manifest.conftest import Scenario
+from tests.conftest import LedgerFactory
+from tests.manifest.conftest import Scenario, scenario_on
 from tests.recorder.helpers import open_ledger
 
 
@@ -312,3 +315,34 @@ def test_zip_pack_and_registry_is_append_only(scenario: Scenario, tmp_path: Path
     with pytest.raises(DBAPIError), scenario.lg.store.engine.begin() as conn:
         conn.execute(text("DELETE FROM manifest_builds"))
     assert len(manifest.list_builds(scenario.lg.store)) == 1
+
+
+def test_forged_near_link_is_caught(scenario: Scenario, built: Path) -> None:
+    records = _records(built)
+    near = next(r for r in records if r["match"] == "near" and r["line"] == 4)
+    near["links"][0]["similarity"] = 0.99  # claims far more similarity than the text has
+    _write_records(built, records)
+    _resign(built, scenario.lg.log_key, lambda statement: None)
+    failure = manifest.verify(built, scenario.lg.verifier_key, datasets=[scenario.dataset]).failure
+    assert failure is not None
+    assert (failure.check, failure.where) == ("links", "train.jsonl:4")
+    assert "near link" in failure.message
+
+
+def test_build_and_verify_on_each_backend(
+    make_ledger: LedgerFactory,
+    fake_provider: FakeProviderServer,  # noqa: F811 - the imported fixture
+    tmp_path: Path,
+) -> None:
+    lg = make_ledger()
+    with scenario_on(lg, tmp_path / "home", fake_provider, tmp_path) as scene:
+        first = manifest.build(lg, [scene.dataset], tmp_path / "a", profile=FACTS)
+        scene.call(20)
+        second = manifest.build(lg, [scene.dataset], tmp_path / "b", profile=FACTS)
+    note = _statement(first.path)["predicate"]["ledger"]["checkpoint"]
+    result = manifest.verify(second.path, lg.verifier_key, datasets=[scene.dataset],
+                             checkpoint=note)  # fmt: skip
+    assert result.ok, result.failure
+    assert [b.seq for b in manifest.list_builds(lg.store, "tutor")] == [1, 2]
+    with pytest.raises(DBAPIError), lg.store.engine.begin() as conn:
+        conn.execute(text("UPDATE manifest_builds SET examples = 0"))
