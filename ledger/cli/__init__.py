@@ -42,7 +42,14 @@ def _print_version(ctx: typer.Context, value: bool) -> None:
     from ledger import __version__
 
     if ctx.params.get("json_out") or "--json" in sys.argv[1:]:
-        print_json({"version": __version__, "python": sys.version.split()[0]})
+        from ledger.report import verify_html_sha256
+
+        # The in-browser verifier's hash, so an auditor can pin the page they are asked to trust.
+        print_json({
+            "version": __version__,
+            "python": sys.version.split()[0],
+            "verify_html_sha256": verify_html_sha256(),
+        })  # fmt: skip
     else:
         typer.echo(f"distill-ledger {__version__}")
     raise typer.Exit(0)

@@ -20,8 +20,8 @@ from ledger.crypto.canonical import canonical_json
 from ledger.crypto.dsse import sign_envelope
 from ledger.manifest.pack import MANIFEST, sha256_hex
 from ledger.policy import DeclaredFacts
-from tests.manifest.conftest import Scenario, facts, scenario  # noqa: F401 - shared fixtures
 from tests.audit.conftest import fake_provider  # noqa: F401 - the shared stand-in teacher
+from tests.manifest.conftest import Scenario, facts, scenario  # noqa: F401 - shared fixtures
 
 CHROMIUM = Path(os.environ.get("LEDGER_TEST_CHROMIUM", "/usr/bin/chromium"))
 

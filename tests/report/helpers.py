@@ -54,7 +54,8 @@ def png_pixels(data: bytes) -> tuple[int, int, list[bytes]]:
         chunk = data[at + 8 : at + 8 + length]
         if kind == b"IHDR":
             width, height, depth, colour = struct.unpack(">IIBB", chunk[:10])
-            assert depth == 8 and colour in (2, 6), (depth, colour)
+            assert depth == 8, depth
+            assert colour in (2, 6), colour
             channels = 3 if colour == 2 else 4
         elif kind == b"IDAT":
             idat += chunk

@@ -55,8 +55,10 @@ def test_pinned_key_of_another_log_fails_dsse(
     other = verifier_key_string(built.lg.origin, SigningKey.generate().public_key.raw)
     page.fill("#ledger-vkey", other)
     found = _feed(page, built)
-    assert found["key"] == ("pass", found["key"][1]) and "the key you entered" in found["key"][1]
-    assert found["dsse"][0] == "fail" and "no signature by key" in found["dsse"][1]
+    assert found["key"] == ("pass", found["key"][1])
+    assert "the key you entered" in found["key"][1]
+    assert found["dsse"][0] == "fail"
+    assert "no signature by key" in found["dsse"][1]
     assert verdict(page) == "fail"
 
 
@@ -96,7 +98,8 @@ def test_tampered_entry_fails_its_signature_and_the_proof(
     assert found["files"][0] == "pass"
     assert found["entries"][0] == "fail"
     assert found["entries"][1] == f"leaf {victim}: signature does not verify"
-    assert found["proof"][0] == "fail" and "not the checkpoint's" in found["proof"][1]
+    assert found["proof"][0] == "fail"
+    assert "not the checkpoint's" in found["proof"][1]
     assert verdict(page) == "fail"
 
 
@@ -161,7 +164,8 @@ def test_streaming_sha256_agrees_with_hashlib(page: Any, tmp_path: Path) -> None
         data = os.urandom(size)
         got = page.evaluate(
             "bytes => { const h = new window.ledgerVerify.Sha256();"
-            " h.update(new Uint8Array(bytes.slice(0, 7))); h.update(new Uint8Array(bytes.slice(7)));"
+            " h.update(new Uint8Array(bytes.slice(0, 7)));"
+            " h.update(new Uint8Array(bytes.slice(7)));"
             " return Array.from(h.digest(), b => b.toString(16).padStart(2, '0')).join(''); }",
             list(data),
         )
