@@ -260,9 +260,9 @@ class Service:
             ("purpose", filters.purpose),
         ):
             if value is not None:
-                conditions.append(_ENTRIES.c[column] == value)
+                conditions.append(self._filter_column(column) == value)
         if scope is not None:
-            conditions.append(_ENTRIES.c.dataset.in_(list(scope)))
+            conditions.append(self._filter_column("dataset").in_(list(scope)))
         recorded = _ENTRIES.c.recorded_at
         if filters.since is not None:
             conditions.append(recorded >= self._db_time(filters.since))
@@ -280,6 +280,21 @@ class Service:
             rows = [(int(r[0]), bytes(r[1])) for r in conn.execute(query)]
         next_start = rows[limit][0] if len(rows) > limit else None
         return Page(record, rows[:limit], next_start)
+
+    def _filter_column(self, name: str) -> ColumnElement[Any]:
+        """A filter column, kept off its index on SQLite so pages are read in leaf order.
+
+        SQLite (no statistics) answered ``provider = ? ORDER BY leaf_index LIMIT 101`` from
+        the provider index: every matching row looked up and sorted (13 ms at 20,000 entries,
+        growing with the log) where a walk of the primary key from the cursor reads about
+        one page of rows. ``column || ''`` keeps the comparison and hides the index; a
+        filter that matches very few entries then costs a longer walk, which is the price.
+        PostgreSQL plans with statistics and gets the plain column.
+        """
+        column = _ENTRIES.c[name]
+        if self.engine.dialect.name == "sqlite":
+            return column.concat("")
+        return column
 
     def _db_time(self, moment: datetime) -> datetime:
         utc = moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
