@@ -212,3 +212,19 @@ def test_report_verifies_its_embedded_pack_and_renders(
     page.set_content("<html><body style='background:#fff'></body></html>")
     _, _, blank = png_pixels(page.screenshot())
     assert len({row[x : x + 3] for row in blank[::9] for x in range(0, len(row), 27)}) == 1
+
+
+def test_pack_folder_picked_whole_checks_every_member(
+    page: Any, built: BuiltPack, tmp_path: Path
+) -> None:
+    open_page(page, _verifier(tmp_path))
+    before = runs(page)
+    page.set_input_files("#ledger-folder", str(built.path))
+    wait_done(page, before + 1)
+    found = checks(page)
+    listed = built.statement()["predicate"]["files"]
+    assert found["files"] == ("pass", f"{len(listed)} file(s) match")
+    assert {n: s for n, (s, _) in found.items()} == {
+        **dict.fromkeys(ALL_CHECKS - {"dataset"}, "pass"),
+        "dataset": "skip",
+    }, found
