@@ -7,7 +7,8 @@ Invariants:
   memory, rebuilt from the signed bodies for every audit (:mod:`ledger.audit.index`).
 - Stages, strongest first: ``id``, ``exact``, ``template``, ``part``, ``near``, ``none``
   (:mod:`ledger.audit.matching`); readers for the common dataset formats
-  (:mod:`ledger.audit.readers`); the verdict and summary (:mod:`ledger.audit.dataset`).
+  (:mod:`ledger.audit.readers`); the run and the verdicts (:mod:`ledger.audit.dataset`); what
+  it found (:mod:`ledger.audit.results`); the conduct pass (:mod:`ledger.audit.conduct`).
 
 Example:
     >>> import ledger
@@ -19,15 +20,7 @@ Example:
 
 from __future__ import annotations
 
-from ledger.audit.dataset import (
-    DatasetAudit,
-    DutySummary,
-    ExampleResult,
-    IdFinding,
-    KeySource,
-    Progress,
-    audit_dataset,
-)
+from ledger.audit.dataset import KeySource, Progress, audit_dataset
 from ledger.audit.matching import (
     DEFAULT_NEAR_THRESHOLD,
     DEFAULT_WRAPPERS,
@@ -35,6 +28,7 @@ from ledger.audit.matching import (
     Link,
 )
 from ledger.audit.readers import FORMATS, BadRow, Example, read_dataset
+from ledger.audit.results import DatasetAudit, DutySummary, ExampleResult, IdFinding
 
 __all__ = [
     "DEFAULT_NEAR_THRESHOLD",

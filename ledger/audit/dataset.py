@@ -9,8 +9,8 @@ Invariants:
   entries by what decides their verdict; a second runs only when some turn is left for the
   ``near`` stage, and reads the sketches. The conduct detectors read the log in a worker
   interpreter meanwhile (:mod:`ledger.audit.conduct`); their findings are kept when they
-  involve a linked entry.
-  The dataset is read once, streaming; only per-example results are kept.
+  involve a linked entry. The dataset is read once, streaming; only each row's place and its
+  turns' matches are kept, and results (:mod:`ledger.audit.results`) replace them in place.
 - Verdicts come from the policy engine (through :class:`ledger._judge.Judge`) for the audit's
   declared purpose, with the organization profile and each entry's own facts. Entries that
   agree on provider, model, host, output modality, UTC day, recorded purpose, dataset and own
@@ -18,8 +18,9 @@ Invariants:
 - An example's class is the weakest of its turns' classes (``none`` if any trained turn is
   unlinked); a turn's verdict is the strictest among the candidates of its deciding stage, and
   an example's the strictest of its turns'. An example with a turn that has several candidate
-  entries is ambiguous, and counted apart. An example linked to an entry recorded for another
-  purpose than the audit's is purpose drift.
+  entries for the same text is ambiguous, and counted apart (a row assembled from several
+  calls is not: each of its pieces has its own entry). An example linked to an entry
+  recorded for another purpose than the audit's is purpose drift.
 - Nothing here decides what is lawful: verdicts report what the dated terms say.
 """
 
@@ -29,11 +30,9 @@ import time
 from array import array
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple, TextIO
-
-import orjson
+from typing import Any, NamedTuple
 
 from ledger._judge import Judge
 from ledger.audit.conduct import ConductJob, entry_bodies
@@ -50,6 +49,7 @@ from ledger.audit.matching import (
     compile_wrappers,
 )
 from ledger.audit.readers import FORMATS, BadRow, Example, read_dataset
+from ledger.audit.results import DatasetAudit, DutySummary, ExampleResult, IdFinding
 from ledger.crypto.canonical import canonical_json
 from ledger.entry_body import call_stamp, served_model
 from ledger.errors import InputError, LedgerError
@@ -75,193 +75,7 @@ Progress = Callable[[str, int, int | None], None]
 
 _STRENGTH = {name: rank for rank, name in enumerate(MATCH_CLASSES)}
 _VERDICT_RANK: dict[str, int] = {name: rank for rank, name in enumerate(VERDICTS)}
-_FIRST_UNLINKED = 20
 _NO_GROUP = 0xFFFFFFFF
-
-
-class ExampleResult(NamedTuple):
-    """One example: how its turns linked, to which entries, and its verdict (an immutable
-    tuple: an audit makes one per example, millions of them)."""
-
-    row: int  # 0-based index of the row among all rows (``index`` in records)
-    file: str
-    line: int
-    match: str
-    links: tuple[Link, ...]
-    verdict: str | None
-    turns: int
-    unlinked_turns: int = 0
-    ambiguous: bool = False
-    purpose_drift: tuple[str, ...] = ()
-
-    @property
-    def linked(self) -> bool:
-        return self.match != "none"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "index": self.row,
-            "file": self.file,
-            "line": self.line,
-            "match": self.match,
-            "links": [link.to_dict() for link in self.links],
-            "verdict": self.verdict,
-            "turns": self.turns,
-            "unlinked_turns": self.unlinked_turns,
-            "ambiguous": self.ambiguous,
-            "purpose_drift": list(self.purpose_drift),
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class DutySummary:
-    """A duty some linked examples' verdicts carry (deduplicated), with its rule."""
-
-    action: str
-    value: tuple[str, ...]
-    rule_id: str
-    description: str
-    examples: int
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "action": self.action,
-            "value": list(self.value),
-            "rule_id": self.rule_id,
-            "description": self.description,
-            "examples": self.examples,
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class IdFinding:
-    """A row that names an entry id the ledger does not have, or whose entry lacks its text."""
-
-    index: int
-    file: str
-    line: int
-    entry_id: str | None
-    problem: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "index": self.index,
-            "file": self.file,
-            "line": self.line,
-            "entry_id": self.entry_id,
-            "problem": self.problem,
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class DatasetAudit:
-    """What :func:`audit_dataset` found. ``results`` holds every example, in order."""
-
-    purpose: str
-    files: tuple[str, ...]
-    results: tuple[ExampleResult, ...]
-    bad_rows: tuple[BadRow, ...]
-    by_match: Mapping[str, int]
-    by_verdict: Mapping[str, int]
-    by_provider: Mapping[str, int]
-    by_model: Mapping[str, int]
-    by_policy_version: Mapping[str, int]
-    by_month: Mapping[str, int]
-    drift_purposes: Mapping[str, int]
-    duties: tuple[DutySummary, ...]
-    conduct: tuple[Finding, ...]
-    id_findings: tuple[IdFinding, ...]
-    entries_indexed: int
-    near_threshold: float
-    seconds: float
-    notes: tuple[str, ...] = field(default=())
-
-    @property
-    def examples(self) -> int:
-        return len(self.results)
-
-    @property
-    def linked(self) -> int:
-        return self.examples - self.by_match.get("none", 0)
-
-    @property
-    def unlinked(self) -> int:
-        return self.by_match.get("none", 0)
-
-    @property
-    def ambiguous(self) -> int:
-        return sum(1 for r in self.results if r.ambiguous)
-
-    @property
-    def purpose_drift(self) -> int:
-        return sum(1 for r in self.results if r.purpose_drift)
-
-    def unlinked_percent(self) -> float:
-        """Unlinked examples and bad rows, as a percentage of all rows."""
-        rows = self.examples + len(self.bad_rows)
-        return 100.0 * (self.unlinked + len(self.bad_rows)) / rows if rows else 0.0
-
-    def passed(self, max_unlinked_percent: float = 0.0) -> bool:
-        """The gate: unlinked rows within the tolerance and every linked example allowed or
-        conditional."""
-        judged_ok = all(
-            self.by_verdict.get(kind, 0) == 0 for kind in VERDICTS if kind not in _PASSING
-        )
-        return judged_ok and self.unlinked_percent() <= max_unlinked_percent + 1e-9
-
-    def summary(self) -> dict[str, Any]:
-        """The ``summary`` object of ``ledger audit dataset --json``."""
-        examples = self.examples
-
-        def percent(count: int) -> float:
-            return round(100.0 * count / examples, 3) if examples else 0.0
-
-        first = [r for r in self.results if not r.linked][:_FIRST_UNLINKED]
-        return {
-            "purpose": self.purpose,
-            "files": list(self.files),
-            "examples": examples,
-            "linked": self.linked,
-            "unlinked": self.unlinked,
-            "linked_percent": percent(self.linked),
-            "unlinked_percent": percent(self.unlinked),
-            "bad_rows": len(self.bad_rows),
-            "by_match": dict(self.by_match),
-            "by_verdict": dict(self.by_verdict),
-            "ambiguous": self.ambiguous,
-            "purpose_drift": self.purpose_drift,
-            "drift_purposes": dict(self.drift_purposes),
-            "by_provider": dict(self.by_provider),
-            "by_model": dict(self.by_model),
-            "by_policy_version": dict(self.by_policy_version),
-            "by_month": dict(self.by_month),
-            "duties": [d.to_dict() for d in self.duties],
-            "conduct_findings": len(self.conduct),
-            "entries_indexed": self.entries_indexed,
-            "near_threshold": self.near_threshold,
-            "first_unlinked": [{"index": r.row, "file": r.file, "line": r.line} for r in first],
-            "seconds": round(self.seconds, 3),
-        }
-
-    def to_dict(self) -> dict[str, Any]:
-        """Summary, conduct findings, id findings, bad rows and notes (not the per-example
-        records: :meth:`write_records` writes those)."""
-        return {
-            "summary": self.summary(),
-            "conduct": [f.to_dict() for f in self.conduct],
-            "id_findings": [f.to_dict() for f in self.id_findings],
-            "bad_rows": [b.to_dict() for b in self.bad_rows],
-            "notes": list(self.notes),
-        }
-
-    def write_records(self, out: TextIO) -> None:
-        """One JSON line per example (see :meth:`ExampleResult.to_dict`)."""
-        for result in self.results:
-            out.write(orjson.dumps(result.to_dict()).decode())
-            out.write("\n")
-
-
-_PASSING = frozenset({"allowed", "conditional"})
 
 
 class _Pending(NamedTuple):
