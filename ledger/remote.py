@@ -14,6 +14,11 @@ Invariants:
 * Entries are accepted only with a proof against the checkpoint in the same answer: an
   inclusion proof for one entry, a multiproof for a page. Leaf hashes are computed here, from
   the RFC 8785 bytes of each received entry, never taken from the server.
+* Recording (only with a local ``home`` holding the recorder's keys): bodies are sealed here,
+  with the local recorder key, for the server's ledger id, then batched to ``POST /v1/entries``
+  by :class:`~ledger.remote_writer.RemoteWriter`; so a :class:`RemoteLedger` is a ledger that
+  ``ledger.wrap(client, ledger=...)`` records into. After a send succeeds following a failure,
+  the spool under ``home`` (what the recorder set aside meanwhile) is replayed to the server.
 * Failed checks raise :class:`~ledger.errors.VerificationError` subclasses; HTTP refusals
   become the ledger's own errors (404 NotFoundError, 4xx InputError, 401/403 ConfigError,
   405 ReadOnlyError, 5xx and transport failures StoreError). The token is never in a message.
@@ -22,8 +27,11 @@ Invariants:
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
 
@@ -41,7 +49,14 @@ from ledger.errors import (
     ReadOnlyError,
     StoreError,
 )
-from ledger.log.records import Receipt, StoredEntry
+from ledger.log.records import Receipt, StoredEntry, seal_entry
+
+if TYPE_CHECKING:
+    from ledger.log.keyring import Keyring
+    from ledger.remote_writer import RemoteWriter
+
+#: Most sealed entries in one POST /v1/entries (the server's default limit is 1,000).
+BATCH = 500
 
 __all__ = ["RemoteLedger", "connect"]
 
@@ -66,6 +81,8 @@ class RemoteLedger:
         verify: bool = True,
         timeout: float = 30.0,
         client: httpx.Client | None = None,
+        home: str | Path | None = None,
+        key_passphrase: bytes | None = None,
     ) -> None:
         """Connect to ``base_url`` with bearer ``token``.
 
@@ -76,6 +93,13 @@ class RemoteLedger:
                 :attr:`last_checkpoint_note`); new checkpoints must be consistent with it.
             verify: check proofs and checkpoints (default). ``False`` is for benchmarks only.
             client: an ``httpx.Client`` to send through (tests pass one bound to an app).
+            home: a local folder with this recorder's keys (created when empty): makes the
+                object a ledger to record into (``ledger.wrap(client, ledger=remote)``) with a
+                recorder token bound to ``home``'s recorder key. Its spool lives there too.
+                Account and output fingerprints use ``home``'s secrets: copy
+                ``keys/account.secret`` and ``keys/fingerprint.secret`` from the server's home
+                for them to agree with entries recorded elsewhere.
+            key_passphrase: passphrase of ``home``'s key files, if any.
         """
         self._http = client or httpx.Client(base_url=base_url, timeout=timeout)
         self._owns_http = client is None
@@ -92,11 +116,24 @@ class RemoteLedger:
         if last_checkpoint is not None:
             self._last = verify_checkpoint(last_checkpoint, self._log_verifier())
             self._last_note = last_checkpoint
+        self.default_content: Literal["hash", "full"] = "hash"
+        self.default_durability: Literal["async", "sync"] = "async"
+        self._home = Path(home) if home is not None else None
+        self._keyring: Keyring | None = None
+        self._writer: RemoteWriter | None = None
+        self._flush_hooks: list[Callable[[float | None], object]] = []
+        self._replay_after: float | None = None
+        if self._home is not None:
+            self._start_recording(self._home, key_passphrase)
 
     # -- plumbing ----------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Close the HTTP client (if this object made it)."""
+        """Send what is queued, then close the HTTP client (if this object made it)."""
+        if self._writer is not None:
+            self.flush(30.0)
+            self._writer.close(30.0)
+            self._writer = None
         if self._owns_http:
             self._http.close()
 
@@ -283,10 +320,116 @@ class RemoteLedger:
     # -- appends -----------------------------------------------------------------------------
 
     def append_sealed(self, entries: Sequence[Mapping[str, Any]]) -> list[Receipt]:
-        """Store sealed entries (signed by this token's recorder key); idempotent by entry id."""
-        response = self._request("POST", "/v1/entries", json={"entries": list(entries)})
-        answer = parse_json(response.content)
-        return [Receipt.from_dict(r) for r in answer["receipts"]]
+        """Store sealed entries (signed by this token's recorder key); idempotent by entry id.
+
+        Sent in batches of :data:`BATCH`; each batch is stored whole or not at all.
+        """
+        receipts: list[Receipt] = []
+        items = list(entries)
+        for start in range(0, len(items), BATCH):
+            chunk = items[start : start + BATCH]
+            response = self._request("POST", "/v1/entries", json={"entries": chunk})
+            answer = parse_json(response.content)
+            receipts += [Receipt.from_dict(r) for r in answer["receipts"]]
+        return receipts
+
+    # -- recording (with a local home) -------------------------------------------------------
+
+    def _start_recording(self, home: Path, passphrase: bytes | None) -> None:
+        from ledger.log.keyring import Keyring
+        from ledger.remote_writer import RemoteWriter
+
+        self._keyring = Keyring.open(home, passphrase)
+        self.ledger_id  # noqa: B018 - sealing needs it; fetched now, while the server answers
+        self._writer = RemoteWriter(self._send_batch, after_success=self._maybe_replay)
+
+    def _recording(self) -> Keyring:
+        if self._keyring is None:
+            raise ConfigError("this RemoteLedger records only when connected with home=")
+        return self._keyring
+
+    @property
+    def home(self) -> Path:
+        """The local folder of the recorder's keys and spool."""
+        self._recording()
+        assert self._home is not None  # noqa: S101 - set together with the keyring
+        return self._home
+
+    @property
+    def recorder_key_id(self) -> str:
+        """Key id of the local recorder key (bind the recorder token to it)."""
+        return self._recording().recorder.key_id
+
+    def seal(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        """Sign ``body`` now with the local recorder key, for the server's ledger."""
+        return seal_entry(body, self._recording().recorder, self.ledger_id)
+
+    def submit(self, body: Mapping[str, Any]) -> Future[Receipt]:
+        """Seal ``body`` and queue it for the next batch; the future gets its receipt."""
+        sealed = self.seal(body)
+        if self._writer is None:
+            raise StoreError("the remote ledger is closed")
+        future: Future[Receipt] = self._writer.submit(sealed)
+        return future
+
+    def append(self, body: Mapping[str, Any]) -> Receipt:
+        """Seal ``body`` and store it now (one request)."""
+        return self.append_sealed([self.seal(body)])[0]
+
+    def append_many(self, bodies: Sequence[Mapping[str, Any]]) -> list[Receipt]:
+        """Seal and store ``bodies`` now."""
+        return self.append_sealed([self.seal(b) for b in bodies])
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Drain the recorders bound to this object, then wait for the batches in flight."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for hook in list(self._flush_hooks):
+            hook(timeout)
+        left = None if deadline is None else max(0.0, deadline - time.monotonic())
+        return True if self._writer is None else self._writer.flush(left)
+
+    def add_flush_hook(self, hook: Callable[[float | None], object]) -> None:
+        """Have :meth:`flush` call ``hook(timeout)`` first (once, however often it is added)."""
+        if hook not in self._flush_hooks:
+            self._flush_hooks.append(hook)
+
+    def account_fingerprint(self, credential: str) -> str:
+        """HMAC-SHA256 of an API credential under ``home``'s account secret."""
+        return self._recording().account_fingerprint(credential)
+
+    def fingerprint_key(self, dataset: str | None) -> bytes:
+        """The output-fingerprint key of ``dataset`` under ``home``'s fingerprint secret."""
+        from ledger.crypto.fingerprint import dataset_key
+
+        return dataset_key(self._recording().fingerprint_secret, dataset)
+
+    def replay_spool(self) -> int:
+        """Send what the recorder spooled under ``home``; return how many records were sent."""
+        from ledger.recorder.spool import Spool
+
+        return Spool.for_home(self.home).replay(self).replayed
+
+    def _send_batch(self, entries: Sequence[Mapping[str, Any]]) -> list[Receipt]:
+        try:
+            return self.append_sealed(entries)
+        except StoreError:
+            with self._lock:
+                self._replay_after = time.monotonic()
+            raise
+
+    def _maybe_replay(self) -> None:
+        # After an outage the sink spooled what failed; once sends work again, replay it.
+        with self._lock:
+            since = self._replay_after
+        if since is None:
+            return
+        try:
+            self.replay_spool()
+        except StoreError:
+            return  # still flaky: the next success tries again
+        if time.monotonic() - since > 5.0:
+            with self._lock:
+                self._replay_after = None
 
 
 def connect(
@@ -298,11 +441,15 @@ def connect(
     verify: bool = True,
     timeout: float = 30.0,
     client: httpx.Client | None = None,
+    home: str | Path | None = None,
+    key_passphrase: bytes | None = None,
 ) -> RemoteLedger:
     """Connect to a ledger server; reads verify proofs and checkpoints by default.
 
     Pass ``verifier_key`` (``ledger checkpoint`` or ``GET /v1/keys`` on a machine you trust
     prints it) to pin the log key; without it the first key the server names is trusted.
+    With ``home`` (a recorder token bound to that home's recorder key) the result is also a
+    ledger to record into: ``ledger.wrap(openai.OpenAI(), ledger=remote)``.
 
     Example:
         >>> remote = ledger.connect("https://ledger.example", token)  # doctest: +SKIP
@@ -317,6 +464,8 @@ def connect(
         verify=verify,
         timeout=timeout,
         client=client,
+        home=home,
+        key_passphrase=key_passphrase,
     )
 
 
