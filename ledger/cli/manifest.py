@@ -28,7 +28,7 @@ from ledger.policy import DeclaredFacts, load_facts_file
 
 __all__ = ["app"]
 
-app = typer.Typer(help="Signed evidence packs: build, verify.", no_args_is_help=True)
+app = typer.Typer(help="Signed evidence packs: build, verify, export.", no_args_is_help=True)
 
 
 def _read_text(path: Path, what: str) -> str:
@@ -128,3 +128,31 @@ def verify_cmd(
             typer.echo(f"{result.example_differences} examples would get another verdict")
     if result.failure is not None:
         raise fail(str(result.failure), EXIT_CHECK_FAILED)
+
+
+@app.command("export")
+@handle_errors
+def export_cmd(
+    pack: Annotated[Path, typer.Argument(help="The pack folder or zip.")],
+    format_: Annotated[
+        str, typer.Option("--format", help="croissant, eu-template or card.")
+    ] = "croissant",
+    markdown: Annotated[
+        bool, typer.Option("--markdown", help="eu-template as Markdown instead of JSON.")
+    ] = False,
+    out: Annotated[Path | None, typer.Option("--out", help="Write here instead of stdout.")] = None,
+) -> None:
+    """Export a pack as Croissant 1.1 JSON-LD, the EU public-summary sections, or a card.
+
+    The export does not check signatures: run `ledger manifest verify` first.
+    """
+    from ledger.manifest.export import export
+
+    text = export(pack, format_, markdown=markdown)
+    if out is None:
+        typer.echo(text, nl=False)
+        return
+    try:
+        out.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise fail(f"cannot write {out}: {exc.strerror}") from None
