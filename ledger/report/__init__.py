@@ -19,13 +19,21 @@ Example:
 
 from __future__ import annotations
 
-from ledger.report.render import EMBEDDED_MEMBERS, ReportPack, render_dataset_report
+from ledger.report.render import (
+    EMBEDDED_MEMBERS,
+    REPORT_HTML,
+    ReportPack,
+    pack_pages,
+    render_dataset_report,
+)
 from ledger.report.verifier import VERIFY_HTML, verify_html, verify_html_sha256
 
 __all__ = [
     "EMBEDDED_MEMBERS",
+    "REPORT_HTML",
     "VERIFY_HTML",
     "ReportPack",
+    "pack_pages",
     "render_dataset_report",
     "verify_html",
     "verify_html_sha256",

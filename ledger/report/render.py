@@ -34,11 +34,12 @@ if TYPE_CHECKING:
     from ledger.audit import DatasetAudit
     from ledger.policy import PolicySet
 
-__all__ = ["EMBEDDED_MEMBERS", "ReportPack", "render_dataset_report"]
+__all__ = ["EMBEDDED_MEMBERS", "REPORT_HTML", "ReportPack", "pack_pages", "render_dataset_report"]
 
 # The pack members the report embeds for its verifier (the rest are not needed to verify).
 EMBEDDED_MEMBERS = ("manifest.dsse.json", "proof.json", "entries.jsonl.gz")
 _OPTIONAL_MEMBERS = ("verdicts.json",)
+REPORT_HTML = "report.html"
 _UNLINKED_SHOWN = 200
 _MATCH_ORDER = ("id", "exact", "template", "part", "near", "none")
 _COLOURS = {
@@ -376,3 +377,33 @@ def render_dataset_report(
         )
     )
     return page
+
+
+def pack_pages(
+    audit: DatasetAudit,
+    members: Mapping[str, bytes],
+    *,
+    policies: PolicySet | None = None,
+    title: str | None = None,
+    generated_at: datetime | None = None,
+) -> dict[str, bytes]:
+    """``report.html`` and ``verify.html`` for a pack being built, as members to add to it.
+
+    Call it once every other member is written and before the statement is signed, so that
+    both pages are listed in the statement's digests like every other member. The report then
+    embeds ``proof.json`` and ``entries.jsonl.gz`` but not ``manifest.dsse.json`` (it does not
+    exist yet): a reader drops that one file onto the page to finish the checks.
+
+    Example:
+        >>> members.update(pack_pages(audit, members))  # doctest: +SKIP
+    """
+    from ledger.report.verifier import VERIFY_HTML, verify_html
+
+    html = render_dataset_report(
+        audit,
+        ReportPack.from_members(members),
+        policies=policies,
+        title=title,
+        generated_at=generated_at,
+    )
+    return {REPORT_HTML: html.encode("utf-8"), VERIFY_HTML: verify_html()}

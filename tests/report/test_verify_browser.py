@@ -10,13 +10,20 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ledger.manifest.pack import ENTRIES, MANIFEST, PROOF
-from ledger.report import ReportPack, render_dataset_report, verify_html
+from ledger.manifest.pack import ENTRIES, MANIFEST, PROOF, RECORDS
+from ledger.report import (
+    REPORT_HTML,
+    VERIFY_HTML,
+    ReportPack,
+    pack_pages,
+    render_dataset_report,
+    verify_html,
+)
 from tests.report.conftest import BuiltPack
 from tests.report.helpers import checks, give_files, open_page, png_pixels, runs, verdict, wait_done
 
-PACK_FILES = [MANIFEST, PROOF, ENTRIES]
-ALL_CHECKS = {"key", "dsse", "checkpoint", "files", "proof", "entries", "dataset"}
+PACK_FILES = [MANIFEST, PROOF, ENTRIES, RECORDS]
+ALL_CHECKS = {"key", "dsse", "checkpoint", "files", "proof", "entries", "records", "dataset"}
 
 
 def _verifier(tmp_path: Path) -> Path:
@@ -194,11 +201,12 @@ def test_report_verifies_its_embedded_pack_and_renders(
     found = checks(page)
     # Embedded: everything but the dataset is checked at once, offline, from file://.
     assert {n: s for n, (s, _) in found.items()} == {
-        **dict.fromkeys(ALL_CHECKS - {"dataset"}, "pass"),
+        **dict.fromkeys(ALL_CHECKS - {"dataset", "records"}, "pass"),
         "dataset": "skip",
+        "records": "skip",  # not embedded (one line per example): dropped on demand
     }, found
-    give_files(page, [built.dataset])
-    assert checks(page)["dataset"][0] == "pass"
+    give_files(page, [built.dataset, built.path / RECORDS])
+    assert {n: s for n, (s, _) in checks(page).items()} == dict.fromkeys(ALL_CHECKS, "pass")
     assert page.evaluate("window.isSecureContext") is True
     # Rendered, not blank: the check rows exist and the screenshot is not one flat colour.
     assert page.locator("#ledger-checks tr[data-check]").count() == len(ALL_CHECKS)
@@ -228,3 +236,39 @@ def test_pack_folder_picked_whole_checks_every_member(
         **dict.fromkeys(ALL_CHECKS - {"dataset"}, "pass"),
         "dataset": "skip",
     }, found
+
+
+def test_record_linking_to_an_unproved_leaf_fails(
+    page: Any, built: BuiltPack, tmp_path: Path
+) -> None:
+    lines = gzip.decompress((built.path / RECORDS).read_bytes()).split(b"\n")
+    record = json.loads(lines[0])
+    record["links"][0]["leaf_index"] = 10_000  # no entry in the pack, so no proof
+    lines[0] = json.dumps(record, separators=(",", ":")).encode()
+    (built.path / RECORDS).write_bytes(gzip.compress(b"\n".join(lines), mtime=0))
+    built.relist(RECORDS)
+    open_page(page, _verifier(tmp_path))
+    found = _feed(page, built)
+    assert found["files"][0] == "pass"
+    assert found["records"] == (
+        "fail",
+        f"{RECORDS} line 1 links to leaf 10000, which the pack does not prove",
+    )
+
+
+def test_report_inside_a_pack_finishes_when_the_manifest_is_dropped(
+    page: Any, built: BuiltPack, tmp_path: Path
+) -> None:
+    # As manifest build would write it: before the statement exists, listed in its digests.
+    members = {n: (built.path / n).read_bytes() for n in (PROOF, ENTRIES, "verdicts.json")}
+    pages = pack_pages(built.result.audit, members)
+    assert pages[VERIFY_HTML] == verify_html()
+    report = tmp_path / REPORT_HTML
+    report.write_bytes(pages[REPORT_HTML])
+    open_page(page, report)
+    assert checks(page)["dsse"] == ("skip", "load manifest.dsse.json")
+    give_files(page, [built.path / MANIFEST])
+    found = checks(page)
+    assert {
+        n: s for n, (s, _) in found.items() if n in {"dsse", "checkpoint", "proof", "entries"}
+    } == (dict.fromkeys(["dsse", "checkpoint", "proof", "entries"], "pass")), found

@@ -339,6 +339,14 @@
     return k;
   }
 
+  // RFC 6962 2.1: MTH of leaves [a, b), split at the largest power of two below b - a.
+  async function merkleRoot(hashes, a, b) {
+    if (b === a) return sha256(new Uint8Array(0));
+    if (b - a === 1) return hashes[a];
+    const k = largestPowerOfTwoBelow(b - a);
+    return sha256(concat([0x01], await merkleRoot(hashes, a, a + k), await merkleRoot(hashes, a + k, b)));
+  }
+
   // DESIGN.md multiproof: h(a, b) is the listed node, else the listed leaf when b - a == 1,
   // else node(h(a, a+k), h(a+k, b)) with k the largest power of two below b - a.
   async function multiproofRoot(proof, leafHashes) {
@@ -378,6 +386,7 @@
     ["files", "Pack file digests"],
     ["proof", "Multiproof against the checkpoint"],
     ["entries", "Entry signatures"],
+    ["records", "Example records"],
     ["dataset", "Dataset files"],
   ];
 
@@ -535,7 +544,13 @@
     } else {
       try {
         entries = [];
-        for (const line of await gunzipLines(files.get("entries.jsonl.gz"))) entries.push(splitEntryLine(line));
+        const seen = new Set();
+        for (const line of await gunzipLines(files.get("entries.jsonl.gz"))) {
+          const item = splitEntryLine(line);
+          if (seen.has(item.leaf)) throw new Error("leaf " + item.leaf + " appears twice");
+          seen.add(item.leaf);
+          entries.push(item);
+        }
       } catch (error) {
         fail("entries", error);
         entries = null;
@@ -588,7 +603,35 @@
       }
     }
 
-    // 7. Dataset files dropped by the auditor, streamed through SHA-256.
+    // 7. Example records: the signed Merkle root over their lines, links only to proved leaves.
+    if (!have("records.jsonl.gz")) {
+      mark("records", "skip", "load records.jsonl.gz (or the whole pack) to check the example links");
+    } else if (!statement || !entries) {
+      mark("records", "skip", "needs a verified manifest and readable entries");
+    } else {
+      try {
+        const lines = await gunzipLines(files.get("records.jsonl.gz"));
+        const proved = new Set(entries.map((item) => item.leaf));
+        let links = 0;
+        for (let n = 0; n < lines.length; n++) {
+          for (const link of JSON.parse(lines[n]).links || []) {
+            links += 1;
+            if (!proved.has(link.leaf_index)) {
+              throw new Error("records.jsonl.gz line " + (n + 1) + " links to leaf " + link.leaf_index + ", which the pack does not prove");
+            }
+          }
+        }
+        const hashes = [];
+        for (const line of lines) hashes.push(await sha256(concat([0x00], enc.encode(line))));
+        const root = toHex(await merkleRoot(hashes, 0, hashes.length));
+        if (root !== statement.predicate.records_root) throw new Error("the records' Merkle root is not the statement's");
+        mark("records", "pass", lines.length + " examples, " + links + " links, all to proved entries");
+      } catch (error) {
+        fail("records", error);
+      }
+    }
+
+    // 8. Dataset files dropped by the auditor, streamed through SHA-256.
     if (!state.datasets.size) {
       mark("dataset", "skip", "drop the dataset file(s) to compare them with the statement");
     } else if (!statement) {
