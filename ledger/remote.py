@@ -340,7 +340,18 @@ class RemoteLedger:
         from ledger.remote_writer import RemoteWriter
 
         self._keyring = Keyring.open(home, passphrase)
-        self.ledger_id  # noqa: B018 - sealing needs it; fetched now, while the server answers
+        # Sealing needs the server's ledger id. It is kept under home once learnt, so that a
+        # recorder restarted while the server is down still seals (and spools) its entries.
+        remembered = home / "keys" / "remote-ledger-id"
+        try:
+            self._ledger_id = remembered.read_text(encoding="ascii").strip() or None
+        except OSError:
+            self._ledger_id = None
+        if self._ledger_id is None:
+            try:
+                remembered.write_text(self.ledger_id + "\n", encoding="ascii")
+            except (StoreError, OSError):
+                pass  # unreachable now (or a read-only home): learnt on first use
         self._writer = RemoteWriter(self._send_batch, after_success=self._maybe_replay)
 
     def _recording(self) -> Keyring:
@@ -359,6 +370,11 @@ class RemoteLedger:
     def recorder_key_id(self) -> str:
         """Key id of the local recorder key (bind the recorder token to it)."""
         return self._recording().recorder.key_id
+
+    @property
+    def recorder_public_pem(self) -> str:
+        """The local recorder's public key as PEM (``ledger token create --recorder-key``)."""
+        return self._recording().recorder.public_key.to_pem()
 
     def seal(self, body: Mapping[str, Any]) -> dict[str, Any]:
         """Sign ``body`` now with the local recorder key, for the server's ledger."""

@@ -5,11 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import openai
+import pytest
 
 import ledger
+from ledger.errors import StoreError
 from ledger.recorder.spool import Spool
 from ledger.testing.fake_provider import FakeProviderServer
-from tests.api.conftest import fill
+from tests.api.conftest import Served, fill
 from tests.api.server_process import ServerProcess
 
 HOSTS = {"127.0.0.1": "openai"}
@@ -77,3 +79,31 @@ def test_nothing_lost_nothing_doubled_across_a_server_crash(tmp_path: Path) -> N
     assert sorted(ids) == sorted(seen)  # every call once: nothing lost, nothing doubled
     with ledger.open(home=server_home, read_only=True) as lg:
         assert lg.verify().ok
+
+
+def test_a_recording_home_remembers_the_ledger_id_for_offline_restarts(
+    served: Served, tmp_path: Path
+) -> None:
+    import httpx
+
+    from ledger.crypto.keys import VerifyingKey
+
+    box = tmp_path / "box"
+    first = ledger.connect("http://testserver", served.tokens["recorder"], client=served.client,
+                           home=box)  # fmt: skip
+    key = VerifyingKey.from_pem(first.recorder_public_pem)
+    assert key.key_id == first.recorder_key_id
+    first.close()
+
+    def down(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("connection refused", request=request)
+
+    offline = httpx.Client(base_url="http://testserver", transport=httpx.MockTransport(down))
+    later = ledger.connect("http://testserver", served.tokens["recorder"], client=offline,
+                           home=box)  # fmt: skip
+    sealed = later.seal({"purpose": "evaluate"})  # no server needed
+    assert sealed["body"]["ledger_id"] == served.ledger_id
+    with pytest.raises(StoreError):
+        later.append_sealed([sealed])
+    later.close()
+    offline.close()
