@@ -119,6 +119,8 @@ Verdicts report what those terms say; they are not legal advice.
 - `consistency.json`: consistency proofs from earlier builds' checkpoints.
 - `policies/`: the policy set the verdicts were evaluated under.
 - `keys/`: the fingerprint key of this dataset (it opens this dataset's fingerprints only).
+- `report.html`, `verify.html` (when built with them): the dataset report, and a page that
+  checks the signatures and proofs of this pack in a browser, offline.
 
 Check it (no database, no network, no private key):
 
@@ -144,11 +146,14 @@ def build(
     id_field: str = "ledger_entry_id",
     wrappers: Sequence[str] = DEFAULT_WRAPPERS,
     near_threshold: float = DEFAULT_NEAR_THRESHOLD,
+    report: bool = True,
 ) -> BuildResult:
     """Audit ``paths`` against ``lg`` and write the signed evidence pack to ``out``.
 
     ``lg`` must be open for writing (the log key signs a fresh checkpoint and the statement).
     With ``zip_pack`` the pack is one zip file (``out``, with ``.zip`` added if missing).
+    ``report`` adds ``report.html`` and ``verify.html`` (:mod:`ledger.report`), the pages an
+    auditor opens in a browser.
 
     Raises:
         InputError: unreadable dataset files, bad options, or an ``out`` that is not empty.
@@ -248,6 +253,11 @@ def build(
     members[layout.CONSISTENCY] = (
         json.dumps({"tree_size": size, "from": previous}, indent=1).encode() + b"\n"
     )
+    if report:
+        from ledger.report import pack_pages
+
+        # Before the statement: both pages are listed in its digests like every other member.
+        members.update(pack_pages(audit, members, policies=policies, title=build_name))
     members[layout.README] = _readme(
         build_name, version, lg.verifier_key, [s["name"] for s in subjects]
     ).encode()

@@ -111,9 +111,10 @@ def test_flipped_byte_in_every_file_is_named(
 ) -> None:
     vkey = scenario.lg.verifier_key
     members = sorted(p.relative_to(built).as_posix() for p in built.rglob("*") if p.is_file())
-    assert {layout.MANIFEST, layout.RECORDS, layout.ENTRIES, layout.PROOF, layout.VERDICTS,
-            layout.README, layout.CONSISTENCY, "keys/0.key", "policies/openai.yaml"} <= set(
-        members)  # fmt: skip
+    expected = {layout.MANIFEST, layout.RECORDS, layout.ENTRIES, layout.PROOF, layout.VERDICTS,
+                layout.README, layout.CONSISTENCY, "keys/0.key", "policies/openai.yaml",
+                "report.html", "verify.html"}  # fmt: skip
+    assert expected <= set(members)
     for number, member in enumerate(members):
         copy = _copy(built, tmp_path, f"flip{number}")
         data = bytearray((copy / member).read_bytes())
