@@ -136,7 +136,7 @@ class ReportPack:
 
 def _bar_chart(rows: Sequence[tuple[str, int, str]], title: str) -> Markup:
     """A horizontal bar chart as inline SVG: one bar per ``(label, count, colour)``."""
-    width, label_w, bar_h, gap = 420, 110, 22, 6
+    width, label_w, bar_h, gap = 460, 110, 22, 6
     total = sum(count for _, count, _ in rows) or 1
     peak = max((count for _, count, _ in rows), default=0) or 1
     height = len(rows) * (bar_h + gap) + gap
@@ -146,7 +146,8 @@ def _bar_chart(rows: Sequence[tuple[str, int, str]], title: str) -> Markup:
     ]
     for n, (label, count, colour) in enumerate(rows):
         y = gap + n * (bar_h + gap)
-        length = round((width - label_w - 90) * count / peak)
+        # Room on the right for the longest count text, "1000000 (100.0%)".
+        length = round((width - label_w - 130) * count / peak)
         share = 100.0 * count / total
         parts.append(
             f'<g class="bar" data-label="{escape(label)}" data-count="{count}">'

@@ -667,7 +667,9 @@
       overall === "fail"
         ? "FAIL: at least one check failed (see below)."
         : overall === "pass"
-          ? "PASS: every check that had its input passed" + (statuses.includes("skip") ? " (some were skipped)." : ".")
+          ? "PASS: every check that had its input passed" +
+            (statuses.includes("skip") ? " (some were skipped)." : ".") +
+            (fromPack ? " The key came from the pack itself: this shows integrity, not origin." : "")
           : "Nothing checked yet.";
     document.body.dataset.runs = String(Number(document.body.dataset.runs || 0) + 1);
     document.body.dataset.verify = "done";
