@@ -19,9 +19,18 @@ LEDGER = str(Path(sys.executable).with_name("ledger"))
 class ServerProcess:
     """One `ledger serve` child; its stdout is read to the end by a thread, stderr to a file."""
 
-    def __init__(self, home: Path, log: Path, port: int = 0, workers: int = 1) -> None:
+    def __init__(
+        self,
+        home: Path,
+        log: Path,
+        port: int = 0,
+        workers: int = 1,
+        database_url: str | None = None,
+    ) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGER_")}
         env.update(LEDGER_HOME=str(home), LEDGER_API_CHECKPOINT_AGE="0")
+        if database_url:
+            env["LEDGER_DATABASE_URL"] = database_url
         self._errors = log.open("a")
         self.process = subprocess.Popen(
             [LEDGER, "serve", "--port", str(port), "--workers", str(workers),

@@ -2,16 +2,9 @@
 
 from __future__ import annotations
 
-import os
-import re
-import subprocess
-import sys
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from sqlalchemy import create_engine, text
 from typer.testing import CliRunner
@@ -21,72 +14,42 @@ from ledger.cli import build_app
 from ledger.crypto.keys import SigningKey
 from ledger.log.records import seal_entry
 from tests.api.conftest import fill
+from tests.api.server_process import ServerProcess
 
-LEDGER = str(Path(sys.executable).with_name("ledger"))
 
-
-def _cli(home: Path, *args: str) -> tuple[int, str, str]:
+def _cli(home: Path, *args: str, db: str | None = None) -> tuple[int, str, str]:
     runner = CliRunner()
-    result = runner.invoke(build_app(["token"]), ["--home", str(home), "token", *args])
+    root = ["--home", str(home), *(["--db", db] if db else [])]
+    result = runner.invoke(build_app(["token"]), [*root, "token", *args])
     return result.exit_code, result.stdout, result.stderr
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[tuple[str, Path, subprocess.Popen[str]]]:
-    """A ledger with 6 entries served by `ledger serve --port 0` (2 workers)."""
+def server(database_url: str, tmp_path: Path) -> Iterator[tuple[str, Path, str]]:
+    """A ledger with 6 entries served by `ledger serve --port 0 --workers 2`."""
     home = tmp_path / "home"
-    fill(home, None, 6)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGER_")}
-    env.update(LEDGER_HOME=str(home), LEDGER_API_CHECKPOINT_AGE="0")
-    errors = (tmp_path / "server.err").open("w")
-    process = subprocess.Popen(
-        [LEDGER, "serve", "--port", "0", "--workers", "2", "--log-level", "warning"],
-        stdout=subprocess.PIPE,
-        stderr=errors,
-        text=True,
-        env=env,
-    )
-    assert process.stdout is not None
-    line = process.stdout.readline()
-    # Keep reading stdout while the server runs, so it can never block on a full pipe.
-    drain = threading.Thread(target=process.stdout.read, daemon=True)
-    drain.start()
-    found = re.search(r"serving on (http://127\.0\.0\.1:\d+) ", line)
+    fill(home, database_url, 6)
+    process = ServerProcess(home, tmp_path / "server.err", workers=2, database_url=database_url)
     try:
-        assert found, line
-        url = found.group(1)
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                if time.monotonic() > deadline or process.poll() is not None:
-                    raise
-            time.sleep(0.05)  # polling interval of a bounded wait, not a synchronization
-        yield url, home, process
+        yield process.url, home, database_url
     finally:
-        process.terminate()
-        process.wait(timeout=30)
-        drain.join(timeout=10)
-        process.stdout.close()
-        errors.close()
+        process.stop()
 
 
 def test_remote_recording_and_verified_reads_through_a_real_server(
-    server: tuple[str, Path, subprocess.Popen[str]], tmp_path: Path
+    server: tuple[str, Path, str], tmp_path: Path
 ) -> None:
-    url, home, _ = server
+    url, home, db = server
     key = SigningKey.generate()
     pem = tmp_path / "remote-recorder.pub.pem"
     pem.write_text(key.public_key.to_pem())
     code, recorder_token, _ = _cli(
-        home, "create", "--role", "recorder", "--name", "box1", "--recorder-key", str(pem)
+        home, "create", "--role", "recorder", "--name", "box1", "--recorder-key", str(pem), db=db
     )
     assert code == 0
-    code, auditor_token, _ = _cli(home, "create", "--role", "auditor", "--name", "aud")
+    code, auditor_token, _ = _cli(home, "create", "--role", "auditor", "--name", "aud", db=db)
     assert code == 0
-    with ledger.open(home=home, read_only=True) as lg:
+    with ledger.open(db, home=home, read_only=True) as lg:
         verifier_key = lg.verifier_key
     recorder = ledger.connect(url, recorder_token.strip())
     sealed = [
@@ -101,7 +64,7 @@ def test_remote_recording_and_verified_reads_through_a_real_server(
     assert auditor.entry(10).entry == sealed[4]  # the record-time signature, kept
     recorder.close()
     auditor.close()
-    with ledger.open(home=home, read_only=True) as lg:
+    with ledger.open(db, home=home, read_only=True) as lg:
         assert lg.verify().ok  # the remote key is registered; the log verifies
 
 
