@@ -30,7 +30,8 @@ SECTIONS = (
     "summary", "teachers", "duties", "conduct", "unlinked", "policy-basis", "eu-template-2-5",
     "ledger-verifier", "not-legal-advice",
 )  # fmt: skip
-README = Path(__file__).resolve().parents[2] / "README.md"
+ROOT = Path(__file__).resolve().parents[2]
+README = ROOT / "README.md"
 
 
 class _Page(HTMLParser):
@@ -210,3 +211,28 @@ def test_signed_entries_are_stored_canonical_so_the_body_is_a_substring(
         assert data[8 : data.rindex(b',"key_id":')] == canonical_json(entry["body"])
         checked += 1
     assert checked == built.lg.size > 0
+
+
+def test_small_order_list_in_the_verifier_is_the_small_order_points() -> None:
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    script = (ROOT / "ledger/report/static/verify.js").read_text(encoding="utf-8")
+    block = script[
+        script.index("const SMALL_ORDER") : script.index("]);", script.index("SMALL_ORDER"))
+    ]
+    listed = re.findall(r'"([0-9a-f]{64})"', block)
+    assert len(set(listed)) == 8
+    trivial = bytes([1]) + bytes(63)  # R = identity, S = 0
+    for encoding in listed:
+        key = Ed25519PublicKey.from_public_bytes(bytes.fromhex(encoding))
+        hits = 0
+        for n in range(64):
+            try:
+                key.verify(trivial, b"message %d" % n)
+                hits += 1
+            except InvalidSignature:
+                continue
+        # [k]A is the identity whenever the order of A divides k: for a point of order <= 8
+        # that happens for about 1 in 8 messages; for a real key, never.
+        assert hits > 0, encoding

@@ -3,6 +3,7 @@ tampered checkpoint, entry or dataset file fails the check that guards it."""
 
 from __future__ import annotations
 
+import base64
 import gzip
 import hashlib
 import json
@@ -10,6 +11,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from ledger.crypto.canonical import canonical_json
 from ledger.manifest.pack import ENTRIES, MANIFEST, PROOF, RECORDS
 from ledger.report import (
     REPORT_HTML,
@@ -272,3 +274,27 @@ def test_report_inside_a_pack_finishes_when_the_manifest_is_dropped(
     assert {
         n: s for n, (s, _) in found.items() if n in {"dsse", "checkpoint", "proof", "entries"}
     } == (dict.fromkeys(["dsse", "checkpoint", "proof", "entries"], "pass")), found
+
+
+def test_small_order_recorder_key_is_refused(page: Any, built: BuiltPack, tmp_path: Path) -> None:
+    # The identity point as a "recorder key" with R = identity, S = 0 verifies any message in
+    # WebCrypto and in OpenSSL alike: a statement listing such a key must not pass.
+    identity = bytes([1]) + bytes(31)
+    key_id = hashlib.sha256(identity).hexdigest()
+    lines = gzip.decompress((built.path / ENTRIES).read_bytes()).split(b"\n")
+    item = json.loads(lines[0])
+    forged = {"body": {**item["entry"]["body"], "provider": "forged"}, "key_id": key_id,
+              "sig": base64.b64encode(identity + bytes(32)).decode()}  # fmt: skip
+    lines[0] = b'{"leaf_index":%d,"entry":%b}' % (item["leaf_index"], canonical_json(forged))
+    (built.path / ENTRIES).write_bytes(gzip.compress(b"\n".join(lines), mtime=0))
+    digest = hashlib.sha256((built.path / ENTRIES).read_bytes()).hexdigest()
+
+    def change(s: dict[str, Any]) -> None:
+        s["predicate"]["ledger"]["recorder_keys"][key_id] = base64.b64encode(identity).decode()
+        s["predicate"]["files"][ENTRIES] = digest
+
+    built.resign(change)
+    open_page(page, _verifier(tmp_path))
+    found = _feed(page, built)
+    assert found["files"][0] == "pass"
+    assert found["entries"] == ("fail", f"recorder key {key_id[:16]}... is a small-order point")

@@ -74,6 +74,24 @@
     return out;
   }
 
+  // The eight small-order points of edwards25519 (orders 1, 2, 4, 8). A key that is one of
+  // them "verifies" forged signatures (R = identity, S = 0 passes for any message in both
+  // BoringSSL and OpenSSL), so neither the log key nor a recorder key may be one.
+  const SMALL_ORDER = new Set([
+    "0100000000000000000000000000000000000000000000000000000000000000",
+    "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+    "0000000000000000000000000000000000000000000000000000000000000000",
+    "0000000000000000000000000000000000000000000000000000000000000080",
+    "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05",
+    "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a",
+    "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc85",
+    "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac03fa",
+  ]);
+
+  function refuseSmallOrder(publicKey, what) {
+    if (SMALL_ORDER.has(toHex(publicKey))) throw new Error(what + " is a small-order point");
+  }
+
   async function sha256(bytes) {
     return new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
   }
@@ -261,6 +279,7 @@
     const blob = b64strict(vkey.slice(second + 1), "verifier key");
     if (blob.length !== 33 || blob[0] !== 0x01) throw new Error("not an Ed25519 verifier key");
     const publicKey = blob.slice(1);
+    refuseSmallOrder(publicKey, "the verifier key");
     const keyId = (await sha256(concat(enc.encode(name), [0x0a, 0x01], publicKey))).slice(0, 4);
     if (toHex(keyId) !== hexId) throw new Error("verifier key id does not match its key");
     // The DSSE keyid is the ledger key id: hex SHA-256 of the raw public key.
@@ -560,6 +579,11 @@
         let problem = null;
         for (const [id, b64] of Object.entries(statement.predicate.ledger.recorder_keys || {})) {
           const raw = b64strict(b64, "recorder key");
+          try {
+            refuseSmallOrder(raw, "recorder key " + id.slice(0, 16) + "...");
+          } catch (error) {
+            problem = problem || error.message;
+          }
           if (toHex(await sha256(raw)) !== id) problem = "recorder key " + id.slice(0, 16) + "... does not match its id";
           keys.set(id, raw);
         }
