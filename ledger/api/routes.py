@@ -33,8 +33,8 @@ from ledger.api.models import (
 )
 from ledger.api.service import EntryFilters, checkpoint_json, decode_cursor, encode_cursor
 from ledger.api.tokens import TokenInfo
+from ledger.entry_body import call_time
 from ledger.errors import InputError, NotFoundError
-from ledger.log.records import parse_timestamp
 from ledger.vocabulary import resolve_provider
 
 __all__ = ["router"]
@@ -254,7 +254,7 @@ def audit_conduct(
 
     They report what the dated terms say, with the clauses cited, not what is lawful.
     """
-    from ledger.policy.conduct import ConductThresholds, detect
+    from ledger.policy.conduct import detect
 
     scope = _scope(principal, dataset)
     filters = {}
@@ -269,8 +269,8 @@ def audit_conduct(
         selected = [
             (i, b) for i, b in selected if (at := _started_at(b)) is not None and at >= cutoff
         ]
-    thresholds = ConductThresholds()
-    findings = detect(selected, thresholds=thresholds)
+    thresholds, hosts = service.conduct_config()
+    findings = detect(selected, thresholds=thresholds, official_hosts=hosts)
     return {
         "checkpoint": checkpoint_json(record),
         "entries_examined": len(selected),
@@ -280,11 +280,5 @@ def audit_conduct(
 
 
 def _started_at(body: Mapping[str, Any]) -> datetime | None:
-    for field in ("started_at", "recorded_at"):
-        value = body.get(field)
-        if isinstance(value, str):
-            try:
-                return parse_timestamp(value)
-            except (InputError, ValueError):
-                continue
-    return None
+    # The one body reader's rule, as `ledger audit conduct --since` uses it.
+    return call_time(body)[0]

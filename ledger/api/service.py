@@ -35,7 +35,7 @@ from sqlmodel import SQLModel
 from ledger._ledger import Ledger
 from ledger.api.settings import ApiSettings
 from ledger.crypto.note import verifier_key_string
-from ledger.errors import InputError, NotFoundError
+from ledger.errors import ConfigError, InputError, NotFoundError
 from ledger.log import schema, tables
 from ledger.log.store import CheckpointRecord
 
@@ -128,6 +128,7 @@ class Service:
             raise
         self._checkpoint_lock = threading.Lock()
         self._policies: Any = None
+        self._conduct = self._load_conduct_config()
 
     def _open_reader(self) -> Ledger:
         settings = self.settings
@@ -331,6 +332,30 @@ class Service:
                 continue
             out.append((stored.leaf_index, body))
         return out
+
+    def _load_conduct_config(self) -> tuple[Any, dict[str, frozenset[str]] | None]:
+        """Thresholds and official hosts from ``conduct_config`` (read once, at start-up)."""
+        from ledger.policy.conduct import ConductThresholds, load_conduct_config
+
+        path = self.settings.conduct_config
+        if path is None:
+            return ConductThresholds(), None
+        import yaml
+
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+            if data is None:
+                return ConductThresholds(), None
+            if not isinstance(data, Mapping):
+                raise ConfigError(f"conduct config {path} must be a mapping of threshold names")
+            return load_conduct_config(data)
+        except OSError as exc:
+            raise ConfigError(f"cannot read conduct config {path}: {exc.strerror}") from exc
+        except (yaml.YAMLError, InputError) as exc:
+            raise ConfigError(f"conduct config {path} is not usable: {exc}") from exc
+
+    def conduct_config(self) -> tuple[Any, dict[str, frozenset[str]] | None]:
+        return self._conduct
 
     def policies(self) -> Any:
         if self._policies is None:

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
+
+import pytest
 
 from ledger.crypto import multiproof
 from ledger.crypto.canonical import canonical_json
 from ledger.crypto.merkle import leaf_hash
 from ledger.log.records import parse_timestamp
-from tests.api.conftest import Served, body
+from tests.api.conftest import Served, ServeFactory, body
 
 
 def _all(served: Served, who: str = "auditor", **params: Any) -> list[dict[str, Any]]:
@@ -74,3 +77,25 @@ def test_verdict_filter_uses_each_entrys_latest_verdict(served: Served) -> None:
 def test_a_scoped_token_lists_only_its_datasets(served: Served) -> None:
     assert _ns(_all(served, "scoped_beta")) == [n for n in range(12) if n % 2 == 1]
     assert _ns(_all(served, "scoped_beta", provider="openai")) == [1, 5, 7, 11]
+
+
+def test_conduct_uses_the_configured_thresholds(serve: ServeFactory, tmp_path: Path) -> None:
+    config = tmp_path / "conduct.yaml"
+    config.write_text("multi_account_min_accounts: 5\n")
+    served = serve(conduct_config=config)
+    answer = served.client.get("/v1/audit/conduct", headers=served.headers("auditor")).json()
+    assert answer["thresholds"]["multi_account_min_accounts"] == 5
+    assert answer["entries_examined"] == 12
+
+
+def test_a_bad_conduct_config_fails_at_start_up(tmp_path: Path) -> None:
+    from ledger.api import create_app
+    from ledger.errors import ConfigError
+    from tests.api.conftest import api_settings, fill
+
+    home = tmp_path / "home"
+    fill(home, None, 1)
+    config = tmp_path / "conduct.yaml"
+    config.write_text("no_such_threshold: 1\n")
+    with pytest.raises(ConfigError, match="conduct config"):
+        create_app(api_settings(home, f"sqlite:///{home / 'ledger.db'}", conduct_config=config))
