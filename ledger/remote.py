@@ -246,14 +246,13 @@ class RemoteLedger:
 
     def entry(self, leaf_index: int) -> StoredEntry:
         """The entry at ``leaf_index``, checked against the checkpoint served with it."""
-        answer = self._get(f"/v1/entries/{int(leaf_index)}")
+        answer = _object(self._get(f"/v1/entries/{int(leaf_index)}"))
         checkpoint = self._accept(answer.get("checkpoint"))
-        item = answer.get("entry") or {}
-        stored = _stored(item)
+        stored = _stored(answer.get("entry"))
         if stored.leaf_index != leaf_index:
             raise InclusionProofError(f"asked for leaf {leaf_index}, got {stored.leaf_index}")
         if self._verify:
-            proof = answer.get("inclusion_proof") or {}
+            proof = _object(answer.get("inclusion_proof"))
             if proof.get("tree_size") != checkpoint.size or proof.get("leaf_index") != leaf_index:
                 raise InclusionProofError(
                     "the inclusion proof is not for this entry and checkpoint"
@@ -273,14 +272,20 @@ class RemoteLedger:
         """One page of entries (filters: dataset, provider, model, account, purpose, verdict,
         since, until), checked with its multiproof; returns the entries and the next cursor."""
         params = {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in filters.items()}
-        answer = self._get("/v1/entries", cursor=cursor, limit=limit, **params)
+        answer = _object(self._get("/v1/entries", cursor=cursor, limit=limit, **params))
         checkpoint = self._accept(answer.get("checkpoint"))
-        entries = [_stored(item) for item in answer.get("entries", [])]
+        items = answer.get("entries")
+        if not isinstance(items, list):
+            raise InclusionProofError("the page has no list of entries")
+        entries = [_stored(item) for item in items]
+        indexes = [e.leaf_index for e in entries]
+        if indexes != sorted(set(indexes)):
+            raise InclusionProofError("the page's entries are not in strictly rising leaf order")
         if self._verify:
-            proof = multiproof.MultiProof.from_dict(answer.get("multiproof"))
+            proof = multiproof.MultiProof.from_dict(_object(answer.get("multiproof")))
             if proof.tree_size != checkpoint.size:
                 raise InclusionProofError("the page's multiproof is for another tree size")
-            if list(proof.leaf_indexes) != sorted({e.leaf_index for e in entries}):
+            if list(proof.leaf_indexes) != indexes:
                 raise InclusionProofError("the page's multiproof lists other leaves")
             leaves = {e.leaf_index: e.leaf_hash for e in entries}
             multiproof.verify(proof, leaves, checkpoint.root_hash)
@@ -483,6 +488,12 @@ def connect(
         home=home,
         key_passphrase=key_passphrase,
     )
+
+
+def _object(answer: object) -> Mapping[str, Any]:
+    if not isinstance(answer, Mapping):
+        raise InclusionProofError("the server's answer is not a JSON object")
+    return answer
 
 
 def _hex(value: object) -> bytes:

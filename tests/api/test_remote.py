@@ -169,3 +169,27 @@ def _auditor_token(apps: list[FastAPI]) -> str:
         with app.state.service.writer.store.engine.begin() as conn:
             conn.execute(insert(SQLModel.metadata.tables["api_tokens"]), [row])
     return token
+
+
+@pytest.mark.parametrize(
+    "lie",
+    [
+        lambda a: a["entries"].append(a["entries"][0]),  # an entry counted twice
+        lambda a: a["entries"].reverse(),  # out of order
+        lambda a: a.update(entries="none"),  # not a list
+        lambda a: a.update(multiproof=[]),  # not an object
+        lambda a: a["multiproof"]["nodes"].pop(),  # a node missing
+    ],
+)
+def test_a_malformed_page_is_refused(served: Served, lie: Callable[[dict], object]) -> None:
+    def edit(content: bytes) -> bytes:
+        answer = json.loads(content)
+        if "entries" in answer:
+            lie(answer)
+        return json.dumps(answer).encode()
+
+    http = httpx.Client(base_url="http://testserver", transport=Switch(served.app, edit))
+    client = ledger.connect("http://testserver", served.tokens["auditor"], client=http)
+    with pytest.raises(InclusionProofError):
+        client.page(limit=4)
+    http.close()
