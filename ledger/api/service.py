@@ -21,6 +21,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
 import threading
 import urllib.parse
 from collections.abc import Mapping, Sequence
@@ -134,9 +135,11 @@ class Service:
         settings = self.settings
         url = settings.resolved_database_url()
         path = schema.sqlite_path(url)
-        if path is not None and self.writer is not None:
-            # The writer in this process keeps the write-ahead log; read_only_url would open
-            # the file immutable when that log happens to be empty, and then never see it.
+        if path is not None and (self.writer is not None or os.access(path.parent, os.W_OK)):
+            # read_only_url opens a file whose write-ahead log is empty as immutable, which
+            # never sees a later commit: right for a frozen copy, wrong for a live ledger (this
+            # process's writer, or a recorder beside a read-only service). mode=ro follows
+            # the log; it needs a folder where SQLite can keep the shared-memory file.
             quoted = urllib.parse.quote(str(path.resolve()))
             url = f"sqlite:///file:{quoted}?mode=ro&uri=true"
         else:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -186,3 +187,37 @@ def test_an_unexpected_error_is_a_bare_500(served: Served, monkeypatch: pytest.M
     answer = client.get("/v1/keys")
     assert answer.status_code == 500
     assert answer.json() == {"error": {"code": "internal", "message": "internal error"}}
+
+
+def test_a_read_only_service_sees_what_a_writer_beside_it_commits(tmp_path: Path) -> None:
+    # No write-ahead log at start-up (the writer closed), then a writer appends: a read-only
+    # service must follow the log, not read the file as immutable.
+    from fastapi.testclient import TestClient
+
+    from ledger._ledger import Ledger
+    from ledger.api import create_app
+    from ledger.api.tokens import create_token
+    from ledger.settings import Settings
+    from tests.api.conftest import api_settings, body, fill
+
+    home = tmp_path / "home"
+    fill(home, None, 2)
+    settings = Settings(home=home, checkpoint_every=0, checkpoint_interval=0)
+    with Ledger.from_settings(settings) as lg:
+        token = create_token(lg.store.engine, role="auditor", name="ro")[0]
+    assert not (home / "ledger.db-wal").exists()
+    app = create_app(api_settings(home, f"sqlite:///{home / 'ledger.db'}", api_read_only=True))
+    try:
+        client = TestClient(app)
+        headers = {"Authorization": f"Bearer {token}"}
+        assert client.get("/v1/log/checkpoint").json()["tree_size"] == 2
+        with Ledger.from_settings(settings) as lg:
+            lg.append_many([body(n) for n in range(2, 5)])
+            lg.checkpoint()
+            assert client.get("/v1/log/checkpoint").json()["tree_size"] == 5
+            assert (
+                client.get("/v1/entries/4", headers=headers).json()["entry"]["entry"]["body"]["n"]
+                == 4
+            )
+    finally:
+        app.state.service.close()
