@@ -10,6 +10,9 @@ Invariants:
   carries), so an honest pack re-evaluates to the same documents byte for byte.
 * Every member but ``manifest.dsse.json`` is written first; the statement lists their SHA-256
   digests and is signed last, so the signature covers all of them.
+* Memory stays flat in the dataset's size beyond the audit's own results: entries and records
+  stream into their gzip members on disk, example digests are computed as records are
+  written, and member digests are read back from the files.
 * The build is registered (append-only) after the pack is complete; a later build of the same
   name carries a consistency proof from each earlier build's checkpoint that it extends.
 * Nothing here decides what is lawful: verdicts report what the dated terms say.
@@ -18,20 +21,27 @@ Invariants:
 from __future__ import annotations
 
 import base64
+import gzip
+import hashlib
 import json
 import shutil
 import zipfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+import orjson
 
 from ledger.audit import DEFAULT_NEAR_THRESHOLD, DEFAULT_WRAPPERS, MATCH_CLASSES, Example
 from ledger.audit import read_dataset as _read_dataset
 from ledger.crypto.canonical import canonical_json
 from ledger.crypto.dsse import sign_envelope
 from ledger.crypto.fingerprint import FINGERPRINT_VERSION, key_file_text
+from ledger.crypto.merkle import leaf_hash
+from ledger.crypto.tree import TreeFrontier
 from ledger.errors import InputError
 from ledger.manifest import pack as layout
 from ledger.manifest.registry import BuildRecord, list_builds, record_build
@@ -85,18 +95,6 @@ def _subjects(paths: Sequence[Path]) -> list[dict[str, Any]]:
             raise InputError(f"cannot read dataset file {path}: {exc.strerror}") from exc
         subjects.append({"name": path.name, "digest": {"sha256": layout.sha256_hex(data)}})
     return subjects
-
-
-def _example_digests(
-    paths: Sequence[Path], format: str, text_field: str | None, id_field: str
-) -> dict[int, str]:
-    found: dict[int, str] = {}
-    for item in _read_dataset(
-        [str(p) for p in paths], format=format, text_field=text_field, id_field=id_field
-    ):
-        if isinstance(item, Example):
-            found[item.index] = layout.example_digest(item)
-    return found
 
 
 def _readme(name: str, version: str | None, vkey: str, subjects: Iterable[str]) -> str:
@@ -177,68 +175,79 @@ def build(
         files, purpose=purpose, profile=facts, format=format, text_field=text_field,
         id_field=id_field, wrappers=wrappers, near_threshold=near_threshold,
     )  # fmt: skip
-    digests = _example_digests(files, format, text_field, id_field)
     policies = default_policies()
     checkpoint = lg.checkpoint()
     size = checkpoint.tree_size
-
     leaves = sorted({link.leaf_index for r in audit.results for link in r.links})
-    members: dict[str, bytes] = {}
-    entry_lines: list[bytes] = []
-    bodies: dict[int, dict[str, Any]] = {}
-    if leaves:
-        wanted = set(leaves)
-        for leaf, data, _, _ in lg.store.raw_entries(leaves[0], leaves[-1] + 1):
-            if leaf in wanted:
-                entry_lines.append(b'{"leaf_index":%d,"entry":%b}' % (leaf, data))
-                bodies[leaf] = json.loads(data)["body"]
-    members[layout.ENTRIES] = layout.gzip_lines(entry_lines)
-    members[layout.PROOF] = json.dumps(lg.multiproof(leaves, size).to_dict()).encode() + b"\n"
+    writer = _PackWriter(target.with_name(target.name + ".partial"))
 
+    # Entries stream from the log into the gzip member; only their verdicts are kept.
     documents: dict[str, Any] = {}
     by_leaf: dict[str, str] = {}
     versions: dict[tuple[str, str, str], None] = {}
+    names: set[str | None] = set()
     judgements = Judgements(purpose, facts, policies)
-    for leaf in leaves:
-        judged = judgements.document(bodies[leaf])
-        if judged is None:
-            continue
-        sha, document, verdict = judged
-        documents[sha] = document
-        by_leaf[str(leaf)] = sha
-        for ref in verdict.policy_versions:
-            versions[(ref.policy, ref.version, ref.sha256)] = None
-    members[layout.VERDICTS] = (
+    with writer.gzip_member(layout.ENTRIES) as sink:
+        if leaves:
+            wanted = set(leaves)
+            for leaf, data, _, _ in lg.store.raw_entries(leaves[0], leaves[-1] + 1):
+                if leaf not in wanted:
+                    continue
+                sink.write(b'{"leaf_index":%d,"entry":%b}\n' % (leaf, data))
+                body = orjson.loads(data)["body"]
+                dataset = body.get("dataset")
+                names.add(dataset if isinstance(dataset, str) else None)
+                judged = judgements.document(body)
+                if judged is None:
+                    continue
+                sha, document, verdict = judged
+                documents[sha] = document
+                by_leaf[str(leaf)] = sha
+                for ref in verdict.policy_versions:
+                    versions[(ref.policy, ref.version, ref.sha256)] = None
+    writer.put(layout.PROOF, json.dumps(lg.multiproof(leaves, size).to_dict()).encode() + b"\n")
+    writer.put(
+        layout.VERDICTS,
         json.dumps(
             {"purpose": purpose, "documents": documents, "leaves": by_leaf}, sort_keys=True
         ).encode()
-        + b"\n"
+        + b"\n",
     )
+    del documents, by_leaf
 
-    record_lines = []
-    for result in audit.results:
-        line = {
-            "index": result.row,
-            "file": Path(result.file).name,
-            "line": result.line,
-            "example_sha256": digests.get(result.row),
-            "match": result.match,
-            "links": [link.to_dict() for link in result.links],
-            "verdict": result.verdict,
-            "turns": result.turns,
-        }
-        record_lines.append(json.dumps(line, separators=(",", ":")).encode())
-    members[layout.RECORDS] = layout.gzip_lines(record_lines)
+    # The dataset is read again alongside the results (same order, bad rows skipped), so an
+    # example's digest is computed when its record is written and never kept.
+    examples = (
+        item
+        for item in _read_dataset(
+            [str(p) for p in files], format=format, text_field=text_field, id_field=id_field
+        )
+        if isinstance(item, Example)
+    )
+    frontier = TreeFrontier()
+    with writer.gzip_member(layout.RECORDS) as sink:
+        for result in audit.results:
+            example = next(examples, None)
+            if example is None or example.index != result.row:
+                raise InputError(f"{result.file} changed while the pack was being built")
+            line = json.dumps({
+                "index": result.row, "file": Path(result.file).name, "line": result.line,
+                "example_sha256": layout.example_digest(example), "match": result.match,
+                "links": [link.to_dict() for link in result.links], "verdict": result.verdict,
+                "turns": result.turns,
+            }, separators=(",", ":")).encode()  # fmt: skip
+            sink.write(line + b"\n")
+            frontier.append(leaf_hash(line))
+    records_root = frontier.root()
 
-    datasets = sorted({b.get("dataset") for b in bodies.values()}, key=lambda d: (d is None, d))
+    datasets = sorted(names, key=lambda d: (d is None, d or ""))
     key_files = []
     for number, dataset in enumerate(datasets):
-        if dataset is not None and not isinstance(dataset, str):
-            continue
         member = f"{layout.KEYS_DIR}/{number}.key"
-        members[member] = key_file_text(dataset, lg.fingerprint_key(dataset)).encode()
+        writer.put(member, key_file_text(dataset, lg.fingerprint_key(dataset)).encode())
         key_files.append({"file": member, "dataset": dataset})
-    _add_policies(members, policies)
+    for source in policies.sources:
+        writer.put(f"{layout.POLICIES_DIR}/{Path(source).name}", Path(source).read_bytes())
 
     build_name = name or (datasets[0] if len(datasets) == 1 and datasets[0] else files[0].stem)
     previous = []
@@ -250,17 +259,23 @@ def build(
                 "tree_size": earlier.tree_size, "root": earlier.root_hash.hex(),
                 "checkpoint": earlier.checkpoint, "proof": [p.hex() for p in proof],
             })  # fmt: skip
-    members[layout.CONSISTENCY] = (
-        json.dumps({"tree_size": size, "from": previous}, indent=1).encode() + b"\n"
+    writer.put(
+        layout.CONSISTENCY,
+        json.dumps({"tree_size": size, "from": previous}, indent=1).encode() + b"\n",
     )
     if report:
-        from ledger.report import pack_pages
+        from ledger.report import EMBEDDED_MEMBERS, pack_pages
 
         # Before the statement: both pages are listed in its digests like every other member.
-        members.update(pack_pages(audit, members, policies=policies, title=build_name))
-    members[layout.README] = _readme(
-        build_name, version, lg.verifier_key, [s["name"] for s in subjects]
-    ).encode()
+        wanted_members = (*EMBEDDED_MEMBERS, layout.VERDICTS)
+        members = {n: writer.read(n) for n in wanted_members if writer.has(n)}
+        for page, data in pack_pages(audit, members, policies=policies, title=build_name).items():
+            writer.put(page, data)
+        del members
+    writer.put(
+        layout.README,
+        _readme(build_name, version, lg.verifier_key, [s["name"] for s in subjects]).encode(),
+    )
 
     recorder_keys = {
         k.key_id: base64.b64encode(k.public_key).decode() for k in lg.keys() if k.kind == "recorder"
@@ -308,14 +323,14 @@ def build(
             },
             "fingerprint_keys": key_files,
             "summary": summary,
-            "records_root": layout.records_root(record_lines).hex(),
-            "files": {n: layout.sha256_hex(members[n]) for n in sorted(members)},
+            "records_root": records_root.hex(),
+            "files": writer.digests(),
         },
     }
     envelope = sign_envelope(canonical_json(statement), lg.log_key)
     manifest = envelope.to_json()
-    members[layout.MANIFEST] = manifest
-    _write(target, members, zip_pack)
+    writer.put(layout.MANIFEST, manifest)
+    writer.finish(target, zip_pack)
     record = record_build(
         lg.store, name=build_name, version=version, tree_size=size,
         root_hash=checkpoint.root_hash, checkpoint=checkpoint.note,
@@ -340,34 +355,76 @@ def _set_digest(policies: PolicySet) -> str:
     return layout.sha256_hex(canonical_json([list(t) for t in triples]))
 
 
-def _add_policies(members: dict[str, bytes], policies: PolicySet) -> None:
-    for source in policies.sources:
-        path = Path(source)
-        members[f"{layout.POLICIES_DIR}/{path.name}"] = path.read_bytes()
+class _PackWriter:
+    """Writes members into a ``.partial`` folder as they are made; the pack appears at the end.
 
+    Nothing large is held in memory: gzip members are compressed as they are written, digests
+    are computed from the files. A crash leaves only the ``.partial`` folder (replaced by the
+    next build), never a half-written pack under the real name.
+    """
 
-def _write(target: Path, members: dict[str, bytes], zip_pack: bool) -> None:
-    try:
-        if zip_pack:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            partial = target.with_name(target.name + ".partial")
-            with zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED) as archive:
-                for member in sorted(members):
-                    info = zipfile.ZipInfo(member, date_time=(1980, 1, 1, 0, 0, 0))
-                    info.compress_type = zipfile.ZIP_DEFLATED
-                    archive.writestr(info, members[member])
-            partial.replace(target)
-            return
-        partial_dir = target.with_name(target.name + ".partial")
-        if partial_dir.exists():
-            shutil.rmtree(partial_dir)
-        for member, data in members.items():
-            path = partial_dir / member
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(data)
-        if target.exists():
-            target.rmdir()  # checked empty above
-        # The pack appears whole or not at all: a crash leaves only the .partial folder.
-        partial_dir.rename(target)
-    except OSError as exc:
-        raise InputError(f"cannot write the pack to {target}: {exc.strerror}") from exc
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        try:
+            if folder.exists():
+                shutil.rmtree(folder)
+            folder.mkdir(parents=True)
+        except OSError as exc:
+            raise InputError(f"cannot write the pack to {folder}: {exc.strerror}") from exc
+        self._names: list[str] = []
+
+    def _path(self, name: str) -> Path:
+        path = self.folder / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._names.append(name)
+        return path
+
+    def put(self, name: str, data: bytes) -> None:
+        self._path(name).write_bytes(data)
+
+    @contextmanager
+    def gzip_member(self, name: str) -> Iterator[gzip.GzipFile]:
+        """A gzip stream into member ``name`` (no file name or time in the header)."""
+        with (
+            self._path(name).open("wb") as raw,
+            gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=6) as out,
+        ):
+            yield out
+
+    def has(self, name: str) -> bool:
+        return name in self._names
+
+    def read(self, name: str) -> bytes:
+        return (self.folder / name).read_bytes()
+
+    def digests(self) -> dict[str, str]:
+        found = {}
+        for name in sorted(set(self._names)):
+            digest = hashlib.sha256()
+            with (self.folder / name).open("rb") as source:
+                for block in iter(lambda: source.read(1 << 20), b""):
+                    digest.update(block)
+            found[name] = digest.hexdigest()
+        return found
+
+    def finish(self, target: Path, zip_pack: bool) -> None:
+        try:
+            if zip_pack:
+                partial = target.with_name(target.name + ".zip-partial")
+                with zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED) as archive:
+                    for name in sorted(set(self._names)):
+                        info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+                        info.compress_type = zipfile.ZIP_DEFLATED
+                        with (
+                            (self.folder / name).open("rb") as source,
+                            archive.open(info, "w") as sink,
+                        ):
+                            shutil.copyfileobj(source, sink, 1 << 20)
+                partial.replace(target)
+                shutil.rmtree(self.folder)
+                return
+            if target.exists():
+                target.rmdir()  # checked empty before the build started
+            self.folder.rename(target)
+        except OSError as exc:
+            raise InputError(f"cannot write the pack to {target}: {exc.strerror}") from exc
