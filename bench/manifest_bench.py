@@ -86,13 +86,13 @@ def ed25519_rate(seconds: float = 1.0) -> float:
     return count / (time.perf_counter() - started)
 
 
-def child_build(home: str, dataset: str, out: str) -> None:
+def child_build(home: str, dataset: str, out: str, report: str) -> None:
     from ledger.manifest import build
     from ledger.policy import DeclaredFacts
 
     lg = open_bench_ledger(Path(home), None)
     started = time.perf_counter()
-    result = build(lg, [dataset], out, name="bench",
+    result = build(lg, [dataset], out, name="bench", report=report == "1",
                    profile=DeclaredFacts(competes_with_provider="no"))  # fmt: skip
     seconds = time.perf_counter() - started
     vkey = lg.verifier_key
@@ -131,6 +131,7 @@ def main() -> None:
     parser.add_argument("--entries", type=int, default=20_000)
     parser.add_argument("--home", type=Path, default=None)
     parser.add_argument("--skip-proofs", action="store_true")
+    parser.add_argument("--no-report", action="store_true", help="build without report.html")
     parser.add_argument("--child", nargs="+")
     args = parser.parse_args()
     if args.child:
@@ -149,11 +150,12 @@ def main() -> None:
     exact, _ = write_datasets(home, args.entries, args.entries, 0)
     out = Path(tempfile.mkdtemp(prefix="manifest-pack-")) / "pack"
     rate = ed25519_rate()
-    built = _child("build", str(home), str(exact), str(out))
+    built = _child("build", str(home), str(exact), str(out), "0" if args.no_report else "1")
     checked = _child("verify", str(out), str(built["vkey"]), str(exact))
     examples = int(built["examples"])  # type: ignore[call-overload]
     verify_rate = examples / float(checked["seconds"])  # type: ignore[arg-type]
-    print(f"\n{examples:,} examples vs {args.entries:,} entries")
+    report = "without" if args.no_report else "with"
+    print(f"\n{examples:,} examples vs {args.entries:,} entries, {report} report.html")
     print(f"build  {built['seconds']:.1f} s, RSS {built['rss_mb']:.0f} MB, pack "
           f"{int(built['bytes']) / examples:.0f} B per example")  # type: ignore[call-overload]  # fmt: skip
     print(f"verify {checked['seconds']:.1f} s ({verify_rate:,.0f} examples/s), RSS "

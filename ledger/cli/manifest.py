@@ -58,6 +58,9 @@ def build_cmd(
     near_threshold: Annotated[
         float, typer.Option(help="Sketch similarity from which a near link counts.")
     ] = DEFAULT_NEAR_THRESHOLD,
+    report: Annotated[
+        bool, typer.Option("--report/--no-report", help="Add report.html and verify.html.")
+    ] = True,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Audit a dataset and write its signed evidence pack."""
@@ -72,7 +75,7 @@ def build_cmd(
     with open_ledger(write=True) as lg:
         result = build(
             lg, files, out, name=name, version=version, purpose=purpose, profile=profile,
-            zip_pack=zip_pack, format=format_, near_threshold=near_threshold,
+            zip_pack=zip_pack, format=format_, near_threshold=near_threshold, report=report,
         )  # fmt: skip
         vkey = lg.verifier_key
     if json_out:

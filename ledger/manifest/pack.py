@@ -22,9 +22,10 @@ import hashlib
 import io
 import json
 import zipfile
+import zlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import IO, Any
 
 from ledger.audit import Example
 from ledger.crypto.canonical import canonical_json
@@ -159,11 +160,26 @@ class Pack:
             raise InputError(f"{name} is not JSON: {exc}") from exc
 
     def lines(self, name: str) -> Iterator[tuple[int, bytes]]:
-        """``(line number, line bytes)`` of a gzip JSON-lines member (``InputError`` if bad)."""
+        """``(line number, line bytes)`` of a gzip JSON-lines member, decompressed as read.
+
+        Raises:
+            InputError: the member is missing or is not gzip.
+        """
+        if self._zip is not None:
+            found = self._zip.get(name)
+            if found is None:
+                raise InputError(f"the pack has no {name}")
+            source: IO[bytes] = io.BytesIO(found)
+        else:
+            try:
+                source = (self.path / name).open("rb")
+            except OSError as exc:
+                raise InputError(f"cannot read {name} in the pack: {exc.strerror}") from exc
         try:
-            data = gzip.decompress(self.read(name))
-        except (OSError, EOFError) as exc:
+            with source, gzip.GzipFile(fileobj=source, mode="rb") as stream:
+                for number, line in enumerate(stream, 1):
+                    line = line.rstrip(b"\n")
+                    if line:
+                        yield number, line
+        except (OSError, EOFError, zlib.error) as exc:
             raise InputError(f"{name} is not a gzip file: {exc}") from exc
-        for number, line in enumerate(data.split(b"\n"), 1):
-            if line:
-                yield number, line

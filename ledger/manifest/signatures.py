@@ -15,15 +15,18 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from ledger.crypto.keys import VerifyingKey
 from ledger.errors import SignatureError
 
-__all__ = ["INLINE_LIMIT", "first_bad_signature"]
+__all__ = ["BATCH", "INLINE_LIMIT", "SignatureChecker", "first_bad_signature"]
 
 log = logging.getLogger(__name__)
 
 INLINE_LIMIT = 20_000
+# Entries verified per batch: the signed bytes of one batch are held at a time.
+BATCH = 50_000
 _CHUNK = 4_000
 Item = tuple[int, bytes, str, bytes]
 _keys: dict[str, VerifyingKey] = {}
@@ -43,6 +46,56 @@ def _check(chunk: Sequence[Item]) -> tuple[int, str] | None:
     return None
 
 
+class SignatureChecker:
+    """Checks batches of signatures; starts worker processes at the first large batch."""
+
+    def __init__(self, keys: Mapping[str, VerifyingKey], workers: int | None = None) -> None:
+        self._raw = {key_id: key.raw for key_id, key in keys.items()}
+        self._count = workers if workers is not None else os.cpu_count() or 1
+        self._pool: Any = None
+        self._tried = False
+        _init(self._raw)
+
+    def _start(self) -> None:
+        from ledger.log.workers import WorkerError, WorkerPool
+
+        self._tried = True
+        try:
+            self._pool = WorkerPool(
+                self._count, f"{__name__}:_check", f"{__name__}:_init", (self._raw,)
+            )
+        except WorkerError as exc:
+            log.warning("ledger: checking signatures in one process: %s", exc)
+
+    def first_bad(self, items: Sequence[Item]) -> tuple[int, str] | None:
+        """The lowest leaf of ``items`` whose signature fails, with the reason, or None."""
+        chunks = [items[i : i + _CHUNK] for i in range(0, len(items), _CHUNK)]
+        if len(items) > INLINE_LIMIT and self._count > 1 and not self._tried:
+            self._start()
+        if self._pool is not None and len(items) > INLINE_LIMIT:
+            for result in self._pool.map(chunks):
+                if result is not None:
+                    return (int(result[0]), str(result[1]))
+            return None
+        _init(self._raw)
+        for chunk in chunks:
+            found = _check(chunk)
+            if found is not None:
+                return found
+        return None
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
+
+    def __enter__(self) -> SignatureChecker:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
 def first_bad_signature(
     items: Sequence[Item], keys: Mapping[str, VerifyingKey], workers: int | None = None
 ) -> tuple[int, str] | None:
@@ -50,25 +103,5 @@ def first_bad_signature(
 
     Every item's key id must be in ``keys`` (the caller checked that it is listed).
     """
-    raw = {key_id: key.raw for key_id, key in keys.items()}
-    chunks = [items[i : i + _CHUNK] for i in range(0, len(items), _CHUNK)]
-    count = workers if workers is not None else os.cpu_count() or 1
-    if len(items) > INLINE_LIMIT and count > 1:
-        from ledger.log.workers import WorkerError, WorkerPool
-
-        try:
-            pool = WorkerPool(count, f"{__name__}:_check", f"{__name__}:_init", (raw,))
-        except WorkerError as exc:
-            log.warning("ledger: checking signatures in one process: %s", exc)
-        else:
-            with pool:
-                for result in pool.map(chunks):
-                    if result is not None:
-                        return (int(result[0]), str(result[1]))
-            return None
-    _init(raw)
-    for chunk in chunks:
-        result = _check(chunk)
-        if result is not None:
-            return result
-    return None
+    with SignatureChecker(keys, workers) as checker:
+        return checker.first_bad(items)

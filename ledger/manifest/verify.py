@@ -48,9 +48,10 @@ from ledger.crypto.merkle import leaf_hash, verify_consistency
 from ledger.crypto.multiproof import MultiProof
 from ledger.crypto.multiproof import verify as verify_multiproof
 from ledger.crypto.note import Checkpoint, NoteVerifier, verify_checkpoint
+from ledger.crypto.tree import TreeFrontier
 from ledger.errors import InputError, LedgerError, VerificationError
 from ledger.manifest import pack as layout
-from ledger.manifest.signatures import first_bad_signature
+from ledger.manifest.signatures import BATCH, SignatureChecker
 from ledger.manifest.verdicts import Judgements, example_verdict
 from ledger.policy import DeclaredFacts, PolicySet, load_policies
 
@@ -144,10 +145,17 @@ class _State:
     predicate: dict[str, Any] = field(default_factory=dict)
     subjects: list[dict[str, Any]] = field(default_factory=list)
     checkpoint: Checkpoint | None = None
-    bodies: dict[int, dict[str, Any]] = field(default_factory=dict)
-    entry_ids: dict[int, str] = field(default_factory=dict)
-    records: list[dict[str, Any]] = field(default_factory=list)
-    leaf_verdicts: dict[int, str | None] = field(default_factory=dict)
+    # What the checks after the entries pass need of each entry; bodies are not kept (a
+    # million of them would not fit): the index for re-linking, the sketches for near links,
+    # and each entry's re-evaluated verdict (document digest and verdict; own: the auditor's).
+    leaves: set[int] = field(default_factory=set)
+    index: IndexBuilder = field(default_factory=IndexBuilder)
+    sketches: dict[tuple[int, int], str] = field(default_factory=dict)
+    judged: dict[int, tuple[str, str] | None] = field(default_factory=dict)
+    own: dict[int, str | None] = field(default_factory=dict)
+    by_match: dict[str, int] = field(default_factory=lambda: dict.fromkeys(MATCH_CLASSES, 0))
+    by_verdict: dict[str, int] = field(default_factory=dict)
+    records: int = 0
     differences: list[Difference] = field(default_factory=list)
     example_differences: int = 0
 
@@ -253,46 +261,68 @@ def _signed_parts(data: bytes) -> tuple[dict[str, Any], bytes, str, str] | None:
     return entry, data[len(_BODY_HEAD) : -len(tail)], key_id, sig
 
 
-def _check_entries(state: _State) -> dict[int, bytes]:
+def _remember(state: _State, leaf: int, body: dict[str, Any], judging: _Judging) -> None:
+    entry_id = body.get("id")
+    state.index.add_entry(leaf, entry_id if isinstance(entry_id, str) else None, body)
+    outputs = body.get("outputs")
+    if isinstance(outputs, list):
+        for position, record in enumerate(outputs):
+            if isinstance(record, dict) and isinstance(record.get("sketch"), str):
+                number = record.get("index", position)
+                state.sketches[(leaf, number if isinstance(number, int) else position)] = record[
+                    "sketch"
+                ]
+    judged = judging.pack.document(body)
+    state.judged[leaf] = (judged[0], judged[2].verdict) if judged is not None else None
+    if judging.own is not None:
+        mine = judging.own.document(body)
+        state.own[leaf] = mine[2].verdict if mine is not None else None
+
+
+def _check_entries(state: _State, judging: _Judging) -> dict[int, bytes]:
     keys = _recorder_keys(state)
     hashes: dict[int, bytes] = {}
-    signed: list[tuple[int, bytes, str, bytes]] = []
+    batch: list[tuple[int, bytes, str, bytes]] = []
     previous = -1
-    with _checking("entries", layout.ENTRIES):
-        lines = list(state.pack.lines(layout.ENTRIES))
-    for number, line in lines:
-        where = f"{layout.ENTRIES} line {number}"
-        head = _LINE_HEAD.match(line)
-        parts = _signed_parts(line[head.end() : -1]) if head and line.endswith(b"}") else None
-        if head is None or parts is None:
-            raise _fail("entries", where, "not a leaf line {\"leaf_index\": N, \"entry\": ...} "
-                        "holding a signed entry")  # fmt: skip
-        leaf = int(head.group(1))
-        if leaf <= previous:
-            raise _fail("entries", where, "leaf indexes are not ascending")
-        previous = leaf
-        entry, body_bytes, key_id, sig = parts
-        where = f"leaf {leaf}"
-        body = entry["body"]
-        if not isinstance(body, dict):
-            raise _fail("entries", where, "the entry's body is not an object")
-        key = keys.get(key_id)
-        if key is None:
-            raise _fail("entries", where, f"signed by recorder key {key_id}, which the "
-                        "statement does not list")  # fmt: skip
-        try:
-            signature = base64.b64decode(sig, validate=True)
-        except (binascii.Error, ValueError) as exc:
-            raise _fail("entries", where, "the signature is not base64") from exc
-        signed.append((leaf, body_bytes, key_id, signature))
-        hashes[leaf] = leaf_hash(line[head.end() : -1])
-        state.bodies[leaf] = body
-        if isinstance(body.get("id"), str):
-            state.entry_ids[leaf] = body["id"]
-    # Signature checks dominate a large pack: they run last, on every core.
-    bad = first_bad_signature(signed, keys)
-    if bad is not None:
-        raise _fail("entries", f"leaf {bad[0]}", bad[1])
+    with SignatureChecker(keys) as checker, _checking("entries", layout.ENTRIES):
+        for number, line in state.pack.lines(layout.ENTRIES):
+            where = f"{layout.ENTRIES} line {number}"
+            head = _LINE_HEAD.match(line)
+            data = line[head.end() : -1] if head and line.endswith(b"}") else b""
+            parts = _signed_parts(data) if head else None
+            if head is None or parts is None:
+                raise _fail("entries", where, 'not a leaf line {"leaf_index": N, "entry": ...} '
+                            "holding a signed entry")  # fmt: skip
+            leaf = int(head.group(1))
+            if leaf <= previous:
+                raise _fail("entries", where, "leaf indexes are not ascending")
+            previous = leaf
+            entry, body_bytes, key_id, sig = parts
+            where = f"leaf {leaf}"
+            body = entry["body"]
+            if not isinstance(body, dict):
+                raise _fail("entries", where, "the entry's body is not an object")
+            if key_id not in keys:
+                raise _fail("entries", where, f"signed by recorder key {key_id}, which the "
+                            "statement does not list")  # fmt: skip
+            try:
+                signature = base64.b64decode(sig, validate=True)
+            except (binascii.Error, ValueError) as exc:
+                raise _fail("entries", where, "the signature is not base64") from exc
+            batch.append((leaf, body_bytes, key_id, signature))
+            hashes[leaf] = leaf_hash(data)
+            state.leaves.add(leaf)
+            _remember(state, leaf, body, judging)
+            # Signature checks dominate a large pack: they run in batches, on every core, so
+            # that the signed bytes of only one batch are held at a time.
+            if len(batch) >= BATCH:
+                bad = checker.first_bad(batch)
+                if bad is not None:
+                    raise _fail("entries", f"leaf {bad[0]}", bad[1])
+                batch = []
+        bad = checker.first_bad(batch)
+        if bad is not None:
+            raise _fail("entries", f"leaf {bad[0]}", bad[1])
     state.passed.append("entries")
     return hashes
 
@@ -316,31 +346,76 @@ def _check_proof(state: _State, hashes: dict[int, bytes]) -> None:
     state.passed.append("multiproof")
 
 
-def _check_records(state: _State) -> None:
+def _records(state: _State) -> Iterator[tuple[str, dict[str, Any], bytes]]:
+    """``(label, record, line)`` for every records line, checked for shape and for links."""
     with _checking("records", layout.RECORDS):
-        lines = list(state.pack.lines(layout.RECORDS))
-    raw_lines = []
-    for number, line in lines:
-        where = f"{layout.RECORDS} line {number}"
-        try:
-            record = json.loads(line)
-        except ValueError as exc:
-            raise _fail("records", where, f"not JSON: {exc}") from exc
-        record = _obj(record, "records", where, "the record")
-        links = record.get("links")
-        if not isinstance(links, list) or record.get("match") not in _STRENGTH:
-            raise _fail("records", where, "the record needs match and links")
-        label = f"{record.get('file')}:{record.get('line')}"
-        for link in links:
-            leaf = link.get("leaf_index") if isinstance(link, dict) else None
-            if not isinstance(leaf, int) or leaf not in state.bodies:
-                raise _fail("records", label, f"links to leaf {leaf}, which the pack lacks")
-        state.records.append(record)
-        raw_lines.append(line)
-    root = state.predicate.get("records_root")
-    if layout.records_root(raw_lines).hex() != root:
+        for number, line in state.pack.lines(layout.RECORDS):
+            where = f"{layout.RECORDS} line {number}"
+            try:
+                record = json.loads(line)
+            except ValueError as exc:
+                raise _fail("records", where, f"not JSON: {exc}") from exc
+            record = _obj(record, "records", where, "the record")
+            links = record.get("links")
+            if not isinstance(links, list) or record.get("match") not in _STRENGTH:
+                raise _fail("records", where, "the record needs match and links")
+            label = f"{record.get('file')}:{record.get('line')}"
+            for link in links:
+                leaf = link.get("leaf_index") if isinstance(link, dict) else None
+                if not isinstance(leaf, int) or leaf not in state.leaves:
+                    raise _fail("records", label, f"links to leaf {leaf}, which the pack lacks")
+            yield label, record, line
+
+
+def _check_leaf_verdicts(state: _State) -> None:
+    stored = _obj(state.pack.json(layout.VERDICTS), "verdicts", layout.VERDICTS, "the file")
+    documents, leaves = stored.get("documents"), stored.get("leaves")
+    if not isinstance(documents, dict) or not isinstance(leaves, dict):
+        raise _fail("verdicts", layout.VERDICTS, "needs documents and leaves")
+    for leaf in sorted(state.leaves):
+        judged, sha = state.judged.get(leaf), leaves.get(str(leaf))
+        if judged is None:
+            if sha is not None:
+                raise _fail("verdicts", f"leaf {leaf}", "the entry cannot be judged, but "
+                            "the pack gives it a verdict")  # fmt: skip
+            continue
+        if judged[0] != sha:
+            pack_verdict = (documents.get(sha) or {}).get("verdict") if sha else None
+            raise _fail("verdicts", f"leaf {leaf}", f"re-evaluated as {judged[1]} (document "
+                        f"{judged[0][:12]}), the pack says {pack_verdict} (document "
+                        f"{str(sha)[:12]})")  # fmt: skip
+        if state.own and state.own.get(leaf) != judged[1]:
+            state.differences.append(Difference(leaf, judged[1], state.own.get(leaf)))
+
+
+def _verdict_of(table: Mapping[int, Any], record: dict[str, Any], own: bool) -> str | None:
+    if record["match"] == "none":
+        return None
+    if own:
+        return example_verdict(table.get(x["leaf_index"]) for x in record["links"])
+    found = (table.get(x["leaf_index"]) for x in record["links"])
+    return example_verdict(j[1] if j is not None else None for j in found)
+
+
+def _check_records(state: _State) -> None:
+    """One pass: shape, links into the pack, each example's verdict, counts, the records root."""
+    frontier = TreeFrontier()
+    for label, record, line in _records(state):
+        expected = _verdict_of(state.judged, record, own=False)
+        if record.get("verdict") != expected:
+            raise _fail("verdicts", label, f"verdict {record.get('verdict')}, re-evaluated "
+                        f"{expected}")  # fmt: skip
+        if state.own and record["match"] != "none":
+            if _verdict_of(state.own, record, own=True) != expected:
+                state.example_differences += 1
+        state.records += 1
+        state.by_match[record["match"]] += 1
+        if expected is not None:
+            state.by_verdict[expected] = state.by_verdict.get(expected, 0) + 1
+        frontier.append(leaf_hash(line))
+    if frontier.root().hex() != state.predicate.get("records_root"):
         raise _fail("records", layout.RECORDS, "the records' Merkle root is not the statement's")
-    state.passed.append("records")
+    state.passed += ["records", "verdicts"]
 
 
 @contextmanager
@@ -365,92 +440,47 @@ def _facts(state: _State) -> DeclaredFacts:
         return DeclaredFacts.coerce(state.predicate.get("facts") or {})
 
 
-def _check_verdicts(state: _State, auditor_policies: Path | None) -> None:
+@dataclass(frozen=True, slots=True)
+class _Judging:
+    pack: Judgements
+    own: Judgements | None
+
+
+@contextmanager
+def _judging(state: _State, auditor_policies: Path | None) -> Iterator[_Judging]:
     purpose = state.predicate.get("purpose")
     if not isinstance(purpose, str):
         raise _fail("verdicts", layout.MANIFEST, "predicate.purpose is missing")
-    stored = _obj(state.pack.json(layout.VERDICTS), "verdicts", layout.VERDICTS, "the file")
-    documents, leaves = stored.get("documents"), stored.get("leaves")
-    if not isinstance(documents, dict) or not isinstance(leaves, dict):
-        raise _fail("verdicts", layout.VERDICTS, "needs documents and leaves")
     facts = _facts(state)
     with _policy_set(state) as policies:
-        judgements = Judgements(purpose, facts, policies)
-        for leaf, body in sorted(state.bodies.items()):
-            judged = judgements.document(body)
-            sha = leaves.get(str(leaf))
-            if judged is None:
-                if sha is not None:
-                    raise _fail("verdicts", f"leaf {leaf}", "the entry cannot be judged, but "
-                                "the pack gives it a verdict")  # fmt: skip
-                state.leaf_verdicts[leaf] = None
-                continue
-            if judged[0] != sha:
-                pack_verdict = (documents.get(sha) or {}).get("verdict") if sha else None
-                raise _fail("verdicts", f"leaf {leaf}", f"re-evaluated as {judged[2].verdict} "
-                            f"(document {judged[0][:12]}), the pack says {pack_verdict} "
-                            f"(document {str(sha)[:12]})")  # fmt: skip
-            state.leaf_verdicts[leaf] = judged[2].verdict
-    for record in state.records:
-        expected = (
-            None
-            if record["match"] == "none"
-            else example_verdict(
-                state.leaf_verdicts[link["leaf_index"]] for link in record["links"]
-            )
-        )
-        if record.get("verdict") != expected:
-            raise _fail("verdicts", f"{record.get('file')}:{record.get('line')}",
-                        f"verdict {record.get('verdict')}, re-evaluated {expected}")  # fmt: skip
-    if auditor_policies is not None:
-        with _checking("policies", str(auditor_policies)):
-            own = Judgements(purpose, facts, load_policies(auditor_policies))
-            mine: dict[int, str | None] = {}
-            for leaf, body in sorted(state.bodies.items()):
-                judged = own.document(body)
-                mine[leaf] = judged[2].verdict if judged else None
-                if mine[leaf] != state.leaf_verdicts[leaf]:
-                    state.differences.append(
-                        Difference(leaf, state.leaf_verdicts[leaf], mine[leaf])
-                    )
-        for record in state.records:
-            if record["match"] == "none":
-                continue
-            links = record["links"]
-            if example_verdict(mine[x["leaf_index"]] for x in links) != record.get("verdict"):
-                state.example_differences += 1
-    state.passed.append("verdicts")
+        own = None
+        if auditor_policies is not None:
+            with _checking("policies", str(auditor_policies)):
+                own = Judgements(purpose, facts, load_policies(auditor_policies))
+        yield _Judging(Judgements(purpose, facts, policies), own)
 
 
 def _check_summary(state: _State) -> None:
     summary = _obj(state.predicate.get("summary"), "summary", layout.MANIFEST, "the summary")
-    by_match = dict.fromkeys(MATCH_CLASSES, 0)
-    by_verdict: dict[str, int] = {}
-    for record in state.records:
-        by_match[record["match"]] += 1
-        if record.get("verdict") is not None:
-            by_verdict[record["verdict"]] = by_verdict.get(record["verdict"], 0) + 1
     recomputed = {
-        "examples": len(state.records),
-        "unlinked": by_match["none"],
-        "linked": len(state.records) - by_match["none"],
-        "by_match": by_match,
+        "examples": state.records,
+        "unlinked": state.by_match["none"],
+        "linked": state.records - state.by_match["none"],
+        "by_match": state.by_match,
     }
     for key, value in recomputed.items():
         if summary.get(key) != value:
             raise _fail("summary", layout.MANIFEST, f"summary {key} is {summary.get(key)}, "
                         f"the records give {value}")  # fmt: skip
     claimed = {k: v for k, v in (summary.get("by_verdict") or {}).items() if v}
-    if claimed != by_verdict:
+    if claimed != state.by_verdict:
         raise _fail("summary", layout.MANIFEST, f"summary by_verdict is {claimed}, the records "
-                    f"give {by_verdict}")  # fmt: skip
+                    f"give {state.by_verdict}")  # fmt: skip
     state.passed.append("summary")
 
 
 def _matcher_over_pack(state: _State) -> tuple[Matcher, FingerprintIndex]:
-    builder = IndexBuilder()
-    for leaf, body in sorted(state.bodies.items()):
-        builder.add_entry(leaf, state.entry_ids.get(leaf), body)
+    builder = state.index
     keys: dict[str | None, bytes] = {}
     for item in state.predicate.get("fingerprint_keys") or []:
         member = item.get("file") if isinstance(item, dict) else None
@@ -501,19 +531,12 @@ def _rederive(
 def _near_ok(
     state: _State, example: Example, link: dict[str, Any], matcher: Matcher, threshold: float
 ) -> bool:
-    body = state.bodies[link["leaf_index"]]
-    outputs = body.get("outputs")
-    if not isinstance(outputs, list):
-        return False
-    record = next(
-        (o for n, o in enumerate(outputs) if isinstance(o, dict)
-         and o.get("index", n) == link.get("output")),
-        None,
-    )  # fmt: skip
-    if record is None or not isinstance(record.get("sketch"), str):
+    output = link.get("output")
+    encoded = state.sketches.get((link["leaf_index"], output)) if isinstance(output, int) else None
+    if encoded is None:
         return False
     try:
-        theirs = decode_sketch(record["sketch"])
+        theirs = decode_sketch(encoded)
     except InputError:
         return False
     for text in example.turns:
@@ -553,7 +576,7 @@ def _check_dataset(state: _State, datasets: Sequence[Path]) -> None:
         text_field=params.get("text_field"),
         id_field=str(params.get("id_field") or "ledger_entry_id"),
     )
-    records = iter(state.records)
+    records = (record for _, record, _ in _records(state))
     with _checking("dataset", "the dataset files"):
         for item in examples:
             if not isinstance(item, Example):
@@ -687,10 +710,12 @@ def verify(
         _check_envelope(state)
         _check_checkpoint(state)
         _check_files(state)
-        hashes = _check_entries(state)
+        with _judging(state, Path(policies) if policies is not None else None) as judging:
+            hashes = _check_entries(state, judging)
         _check_proof(state, hashes)
+        del hashes
+        _check_leaf_verdicts(state)
         _check_records(state)
-        _check_verdicts(state, Path(policies) if policies is not None else None)
         _check_summary(state)
         if datasets:
             _check_dataset(state, [Path(p) for p in datasets])
