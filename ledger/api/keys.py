@@ -45,8 +45,8 @@ def register_recorder_key(lg: Ledger, public_key: bytes, name: str) -> KeyRecord
         ReadOnlyError: ``lg`` was opened read-only.
     """
     key = VerifyingKey.from_raw(public_key)
-    if not name.strip():
-        raise InputError("a recorder key needs a name")
+    if not name.strip() or any(ord(c) < 32 or ord(c) == 127 for c in name):
+        raise InputError("a recorder key needs a name without control characters")
     active_id = lg.recorder_key.key_id  # raises ReadOnlyError on a read-only ledger
     try:
         return find_recorder_key(lg, key.key_id)

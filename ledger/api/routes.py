@@ -35,6 +35,7 @@ from ledger.api.service import EntryFilters, checkpoint_json, decode_cursor, enc
 from ledger.api.tokens import TokenInfo
 from ledger.entry_body import call_time
 from ledger.errors import InputError, NotFoundError
+from ledger.log.records import INDEXED_COLUMNS
 from ledger.vocabulary import resolve_provider
 
 __all__ = ["router"]
@@ -205,6 +206,12 @@ def record_entries(service: ServiceDep, principal: Recorder, batch: SealedBatch)
             raise ApiError(
                 403, "forbidden", f"entry {n} is not signed by this token's recorder key"
             )
+        body = entry.get("body")
+        if isinstance(body, Mapping) and any(
+            isinstance(body.get(name), str) and "\x00" in body[name] for name in INDEXED_COLUMNS
+        ):
+            # Those fields become database text columns, which cannot hold NUL.
+            raise InputError(f"entry {n}: an indexed field contains a NUL character")
     receipts = service.writable().append_sealed(batch.entries) if batch.entries else []
     return {"receipts": [r.to_dict() for r in receipts]}
 
@@ -257,6 +264,7 @@ def audit_conduct(
     from ledger.policy.conduct import detect
 
     scope = _scope(principal, dataset)
+    EntryFilters(dataset=dataset)  # the same checks as a listing's (no NUL)
     filters = {}
     if provider is not None:
         filters["provider"] = resolve_provider(provider)

@@ -19,24 +19,26 @@ Invariants:
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import os
 import threading
 import urllib.parse
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Engine, and_, exists, select
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import SQLModel
 
 from ledger._ledger import Ledger
 from ledger.api.settings import ApiSettings
 from ledger.crypto.note import verifier_key_string
-from ledger.errors import ConfigError, InputError, NotFoundError
+from ledger.errors import ConfigError, InputError, NotFoundError, StoreError
 from ledger.log import schema, tables
 from ledger.log.store import CheckpointRecord
 
@@ -60,6 +62,13 @@ class EntryFilters:
     verdict: str | None = None
     since: datetime | None = None
     until: datetime | None = None
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, str) and "\x00" in value:
+                # A database text value cannot hold NUL (PostgreSQL refuses it outright).
+                raise InputError(f"the {f.name} filter contains a NUL character")
 
     def digest(self) -> str:
         """A short digest binding a cursor to the filters it was issued for."""
@@ -235,7 +244,7 @@ class Service:
             raise NotFoundError(
                 f"no entry at leaf index {leaf_index} under checkpoint size {record.tree_size}"
             )
-        with self.engine.connect() as conn:
+        with _db(self.engine, "reading an entry"), self.engine.connect() as conn:
             row = conn.execute(
                 select(_ENTRIES.c.entry, _ENTRIES.c.dataset).where(
                     _ENTRIES.c.leaf_index == leaf_index
@@ -280,7 +289,7 @@ class Service:
             .order_by(_ENTRIES.c.leaf_index)
             .limit(limit + 1)
         )
-        with self.engine.connect() as conn:
+        with _db(self.engine, "listing entries"), self.engine.connect() as conn:
             rows = [(int(r[0]), bytes(r[1])) for r in conn.execute(query)]
         next_start = rows[limit][0] if len(rows) > limit else None
         return Page(record, rows[:limit], next_start)
@@ -366,3 +375,14 @@ class Service:
 
             self._policies = default_policies()
         return self._policies
+
+
+@contextlib.contextmanager
+def _db(engine: Engine, doing: str) -> Iterator[None]:
+    """Driver errors of the service's own queries as StoreError (a 503, never a traceback)."""
+    try:
+        yield
+    except DBAPIError as exc:
+        orig = getattr(exc, "orig", None) or exc
+        first = (str(orig).strip().splitlines() or [type(orig).__name__])[0]
+        raise StoreError(f"{doing} on {schema.redact_url(str(engine.url))}: {first}") from exc

@@ -113,7 +113,16 @@ def parse_duration(text: str) -> timedelta:
     return timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])
 
 
+def _printable(value: str, what: str) -> None:
+    # PostgreSQL text cannot hold NUL, and no label needs a control character.
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise InputError(f"{what} must not contain control characters")
+
+
 def _check(role: str, name: str, datasets: Sequence[str] | None, key_id: str | None) -> None:
+    _printable(name, "a token name")
+    for dataset in datasets or ():
+        _printable(dataset, "a dataset name")
     if role not in ROLES:
         raise InputError(f"unknown role {role!r}: expected recorder, auditor or admin")
     if not name.strip() or len(name) > 128:
@@ -208,6 +217,8 @@ def list_tokens(engine: Engine) -> list[TokenInfo]:
 
 def get_token(engine: Engine, token_id: str) -> TokenInfo:
     """The token with id ``token_id`` (NotFoundError if there is none)."""
+    if re.fullmatch(r"[0-9a-f]{16}", token_id) is None:
+        raise NotFoundError(f"no token with id {token_id[:40]!r}")
     with _errors(engine, "reading a token"), engine.connect() as conn:
         row = conn.execute(_query().where(_TOKENS.c.token_id == token_id)).first()
     if row is None:

@@ -221,3 +221,23 @@ def test_a_read_only_service_sees_what_a_writer_beside_it_commits(tmp_path: Path
             )
     finally:
         app.state.service.close()
+
+
+def test_nul_characters_are_bad_input_on_every_backend(served: Served) -> None:
+    auditor, admin = served.headers("auditor"), served.headers("admin")
+    for path in (
+        "/v1/entries?dataset=a%00b",
+        "/v1/entries?model=%00",
+        "/v1/audit/conduct?dataset=%00",
+    ):
+        _check_error(served.client.get(path, headers=auditor), 400)
+    for body in ({"role": "auditor", "name": "a\x00b"},
+                 {"role": "auditor", "name": "a", "datasets": ["\x00"]}):  # fmt: skip
+        _check_error(served.client.post("/v1/admin/tokens", headers=admin, json=body), 400)
+    _check_error(served.client.post("/v1/admin/tokens/%00/revoke", headers=admin), 404)
+    key = {"name": "k\x00", "public_key": "A" * 43 + "="}
+    _check_error(served.client.post("/v1/admin/keys", headers=admin, json=key), 400)
+    sealed = {"entries": [served.seal({"dataset": "x\x00y"})]}
+    _check_error(
+        served.client.post("/v1/entries", headers=served.headers("recorder"), json=sealed), 400
+    )
