@@ -89,11 +89,14 @@ def _subjects(paths: Sequence[Path]) -> list[dict[str, Any]]:
         if path.name in seen:
             raise InputError(f"two dataset files are named {path.name}: rename one")
         seen.add(path.name)
+        digest = hashlib.sha256()
         try:
-            data = path.read_bytes()
+            with path.open("rb") as source:
+                while block := source.read(1 << 20):
+                    digest.update(block)
         except OSError as exc:
             raise InputError(f"cannot read dataset file {path}: {exc.strerror}") from exc
-        subjects.append({"name": path.name, "digest": {"sha256": layout.sha256_hex(data)}})
+        subjects.append({"name": path.name, "digest": {"sha256": digest.hexdigest()}})
     return subjects
 
 

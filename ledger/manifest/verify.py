@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 import re
 import tempfile
@@ -605,7 +606,11 @@ def _check_dataset(state: _State, datasets: Sequence[Path]) -> None:
     for path in ordered:
         subject = subjects[path.name]
         try:
-            actual = layout.sha256_hex(path.read_bytes())
+            digest = hashlib.sha256()
+            with path.open("rb") as source:
+                while block := source.read(1 << 20):
+                    digest.update(block)
+            actual = digest.hexdigest()
         except OSError as exc:
             raise InputError(f"cannot read dataset file {path}: {exc.strerror}") from exc
         if actual != (subject.get("digest") or {}).get("sha256"):
