@@ -37,6 +37,7 @@ from ledger.entry_body import call_time
 from ledger.errors import ConfigError, InputError
 from ledger.policy import DeclaredFacts, load_facts_file
 from ledger.policy.conduct import ConductThresholds, Finding, detect, load_conduct_config
+from ledger.vocabulary import resolve_provider
 
 __all__ = ["app"]
 
@@ -123,7 +124,9 @@ def conduct(
         raise fail(f"no ledger at {database} (run `ledger init` or pass --home)")
     selected: list[tuple[int, Mapping[str, Any]]] = []
     with open_ledger() as lg:
-        for stored in lg.entries(provider=provider):
+        for stored in lg.entries(
+            provider=resolve_provider(provider) if provider is not None else None
+        ):
             body = stored.body
             if since_at is not None:
                 at = _entry_time(body)
