@@ -10,6 +10,7 @@ Invariants:
   the bytes go to a temporary file created with mode 0600 (``O_CREAT | O_EXCL``) in the target
   folder, are fsync'd, then renamed over the target with ``os.replace``. A reader sees either the
   old file or the complete new one.
+- A ``VerifyingKey`` is never a small-order point (it would accept forged signatures).
 - ``SigningKey.load`` maps every failure to ``KeyFileError``, one line naming the file.
 
 This is the only module of ``ledger.crypto`` that touches the file system.
@@ -28,6 +29,7 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from ledger.crypto.small_order import has_small_order
 from ledger.errors import InputError, KeyFileError, SignatureError
 
 __all__ = ["SigningKey", "VerifyingKey"]
@@ -53,6 +55,9 @@ class VerifyingKey:
     def __post_init__(self) -> None:
         if type(self.raw) is not bytes or len(self.raw) != _RAW_KEY_SIZE:
             raise InputError(f"an Ed25519 public key is {_RAW_KEY_SIZE} raw bytes")
+        if has_small_order(self.raw):
+            # Such a key accepts forged signatures (see ledger.crypto.small_order).
+            raise InputError("not a usable Ed25519 public key: it is a small-order point")
         try:
             key = Ed25519PublicKey.from_public_bytes(self.raw)
         except ValueError as exc:

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ledger.crypto.canonical import canonical_json, sha256_hex
+from ledger.crypto.keys import VerifyingKey
 from ledger.crypto.merkle import EMPTY_ROOT, verify_consistency
 from ledger.crypto.note import Checkpoint, NoteVerifier, verifier_key_string, verify_checkpoint
 from ledger.errors import LedgerError, StoreError
@@ -120,15 +121,23 @@ def verify_log(
     ``progress(done, total)`` hears how many leaves have been checked, chunk by chunk.
     """
     started = time.perf_counter()
-    keys = store.keys()
-    recorder_keys = {k.key_id: k.public_key for k in keys if k.kind == "recorder"}
-    log_verifiers = [
-        NoteVerifier.from_string(verifier_key_string(k.name, k.public_key))
-        for k in keys
-        if k.kind == "log"
-    ]
-    checkpoints = store.checkpoints()
     problems: list[Problem] = []
+    recorder_keys: dict[str, bytes] = {}
+    log_verifiers: list[NoteVerifier] = []
+    for k in store.keys():
+        # A registered key that is no usable Ed25519 key (a small-order point accepts forged
+        # signatures) verifies nothing: what it signed then reads as signed by an unknown key.
+        try:
+            if k.kind == "recorder":
+                VerifyingKey.from_raw(k.public_key)
+                recorder_keys[k.key_id] = k.public_key
+            elif k.kind == "log":
+                log_verifiers.append(
+                    NoteVerifier.from_string(verifier_key_string(k.name, k.public_key))
+                )
+        except LedgerError as exc:
+            problems.append(Problem(f"registered {k.kind} key {k.key_id[:16]} is refused: {exc}"))
+    checkpoints = store.checkpoints()
     # Sizes at which the recomputed root must be known.
     wanted = {c.tree_size for c in checkpoints} | {t.size for t in trusted}
 

@@ -521,3 +521,41 @@ def test_core_read_commands_import_no_policy_engine_recorder_or_alembic(
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr.strip().splitlines()[-1] == "[]"
+
+
+def test_a_small_order_recorder_key_in_the_database_forges_nothing(tmp_path: Path) -> None:
+    """The identity point "verifies" R = identity, S = 0 over any message; it must not count."""
+    import base64
+    from datetime import UTC, datetime
+
+    from ledger.crypto.canonical import canonical_json
+    from ledger.crypto.merkle import leaf_hash
+
+    db = build(tmp_path / "team", count=2)
+    weak = bytes.fromhex("01" + "00" * 31)
+    weak_id = hashlib.sha256(weak).hexdigest()
+    body = {"v": 1, "id": "forged-1", "recorded_at": "2026-01-01T00:00:00.000000Z",
+            "recorder": weak_id, "provider": "openai", "purpose": "evaluate"}  # fmt: skip
+    sig = base64.b64encode(bytes.fromhex("01" + "00" * 63)).decode()
+    data = canonical_json({"body": body, "key_id": weak_id, "sig": sig})
+    engine = create_engine(f"sqlite:///{db}")
+    with engine.begin() as conn:
+        conn.execute(
+            text("INSERT INTO keys (seq, kind, key_id, name, public_key, created_at) "
+                 "VALUES (99, 'recorder', :k, 'recorder', :p, :t)"),
+            {"k": weak_id, "p": weak, "t": datetime.now(UTC)},
+        )  # fmt: skip
+        conn.execute(
+            text("INSERT INTO entries (leaf_index, entry_id, leaf_hash, entry, key_id, "
+                 "recorded_at, provider, purpose) VALUES (2, 'forged-1', :h, :e, :k, "
+                 "'2026-01-01 00:00:00.000000', 'openai', 'evaluate')"),
+            {"h": leaf_hash(data), "e": data, "k": weak_id},
+        )  # fmt: skip
+    engine.dispose()
+    code, _, err = cli("--home", str(tmp_path / "none"), "--db", f"sqlite:///{db}", "verify")
+    assert code == 1
+    assert "leaf 2: signed by unknown recorder key" in one_line(err)
+    with ledger.open(f"sqlite:///{db}", read_only=True) as lg:
+        report = lg.verify()
+    assert any(f"recorder key {weak_id[:16]} is refused" in str(p) for p in report.problems)
+    assert all(p.leaf_index in (None, 2) for p in report.problems)
