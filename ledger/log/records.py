@@ -185,6 +185,9 @@ def _complete(body: Mapping[str, Any], key_id: str) -> tuple[dict[str, Any], dat
     entry_id = full["id"]
     if not isinstance(entry_id, str) or not 0 < len(entry_id) <= 64:
         raise InputError("an entry id must be a non-empty string of at most 64 characters")
+    # PostgreSQL text cannot hold NUL: refuse it as input here rather than fail in the store.
+    if "\x00" in entry_id or any("\x00" in (v or "") for v in indexed_values(full)):
+        raise InputError("an entry id or indexed field (provider, dataset, ...) contains NUL")
     return full, recorded, canonical_json(full)
 
 

@@ -95,7 +95,7 @@ def read_only_url(url: str) -> str:
     """The form of ``url`` that opens the same database without any way to write to it.
 
     SQLite: the file must exist (a read-only open never creates one; ``ConfigError`` names the
-    path). With a non-empty ``-wal`` beside it the file is opened ``mode=ro``, which reads the
+    path). With a ``-wal`` beside it the file is opened ``mode=ro``, which reads the
     log's latest commits through the shared-memory index; without one it is opened
     ``immutable=1``, which needs no lock or side file, so a copy in a read-only folder opens.
     PostgreSQL: every transaction of the session is read-only.
@@ -111,7 +111,12 @@ def read_only_url(url: str) -> str:
         if not path.is_file():
             raise ConfigError(f"no ledger database at {path}: run `ledger init` to create one")
         wal = path.with_name(path.name + "-wal")
-        mode = "mode=ro" if wal.exists() and wal.stat().st_size > 0 else "immutable=1"
+        # A -wal file (even an empty one) means a writer has the database open, or left it
+        # uncleanly: read through the shared-memory index to see its commits. Without one no
+        # writer is there now, and immutable=1 opens even a copy in a read-only folder (a
+        # writer that starts later is not followed: long-lived readers of a live ledger
+        # should keep the writer open, or reopen).
+        mode = "mode=ro" if wal.exists() else "immutable=1"
         quoted = urllib.parse.quote(str(path.resolve()))
         return f"sqlite:///file:{quoted}?{mode}&uri=true"
     if parsed.get_backend_name() == "postgresql":

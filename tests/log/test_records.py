@@ -77,3 +77,14 @@ def test_bad_bodies_are_input_errors(body: object) -> None:
 def test_receipt_round_trip() -> None:
     receipt = Receipt(3, "id-3", b"\x01" * 32)
     assert Receipt.from_dict(receipt.to_dict()) == receipt
+
+
+@pytest.mark.parametrize("field", ["id", "dataset", "provider", "purpose"])
+def test_nul_in_an_indexed_field_is_bad_input(field: str) -> None:
+    """PostgreSQL text cannot store NUL; the body is refused before it reaches a database."""
+    from ledger.crypto.keys import SigningKey
+    from ledger.errors import InputError
+    from ledger.log.records import prepare_entry
+
+    with pytest.raises(InputError, match="NUL"):
+        prepare_entry({"provider": "openai", field: "a\x00b"}, SigningKey.generate())
