@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import base64
 import logging
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from ledger.crypto.canonical import canonical_json
+from ledger.errors import InputError
 from ledger.log.records import seal_entry
 from tests.api.conftest import Served, ServeFactory
 
@@ -237,7 +240,14 @@ def test_nul_characters_are_bad_input_on_every_backend(served: Served) -> None:
     _check_error(served.client.post("/v1/admin/tokens/%00/revoke", headers=admin), 404)
     key = {"name": "k\x00", "public_key": "A" * 43 + "="}
     _check_error(served.client.post("/v1/admin/keys", headers=admin, json=key), 400)
-    sealed = {"entries": [served.seal({"dataset": "x\x00y"})]}
+    # seal_entry itself refuses NUL now; a client that skipped that check signs by hand.
+    with pytest.raises(InputError, match="NUL"):
+        served.seal({"dataset": "x\x00y"})
+    good = served.seal({"dataset": "xy"})
+    body = {**good["body"], "dataset": "x\x00y"}
+    signature = served.recorder_key.sign(canonical_json(body))
+    forged = {**good, "body": body, "sig": base64.b64encode(signature).decode()}
+    sealed = {"entries": [forged]}
     _check_error(
         served.client.post("/v1/entries", headers=served.headers("recorder"), json=sealed), 400
     )
