@@ -368,18 +368,22 @@ def similarity(a: Sequence[int], b: Sequence[int]) -> float:
 # -- the record --------------------------------------------------------------------------------
 
 
-def output_record(key: bytes, answer: str | None, reasoning: str | None) -> dict[str, Any]:
+def output_record(
+    key: bytes | Fingerprinter, answer: str | None, reasoning: str | None
+) -> dict[str, Any]:
     """The JSON-ready fingerprint record of one output (choice / candidate).
 
     ``answer`` and ``reasoning`` are the raw texts (normalized here); an empty or missing one
     gets ``None`` and contributes nothing else. See the module docstring for every field.
+    ``key`` may be a :class:`Fingerprinter` already made for it, so that a caller hashing many
+    outputs under one key derives its subkeys once.
 
     Example:
         >>> record = output_record(b"k" * 32, " Paris. ", None)
         >>> record["answer"] == fingerprint(b"k" * 32, "Paris.")
         True
     """
-    keys = Fingerprinter(key)
+    keys = key if isinstance(key, Fingerprinter) else Fingerprinter(key)
     a = normalize_output(answer) if answer else ""
     r = normalize_output(reasoning) if reasoning else ""
     found: dict[str, None] = {}

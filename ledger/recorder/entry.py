@@ -35,7 +35,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from ledger.crypto.fingerprint import output_record
+from ledger.crypto.fingerprint import Fingerprinter, output_record
 from ledger.entry_body import (
     CLIENT_HEADER_PREFIXES,
     CLIENT_HEADERS,
@@ -122,7 +122,7 @@ def body_for(call: Call, facts: CallFacts, response_headers: Mapping[str, str]) 
 
 
 def _outputs(call: Call, facts: CallFacts) -> list[OutputRecord] | None:
-    key = _fingerprint_key(call)
+    key = _fingerprinter(call)
     if key is None:
         return None
     records: list[OutputRecord] = []
@@ -132,34 +132,40 @@ def _outputs(call: Call, facts: CallFacts) -> list[OutputRecord] | None:
     return records
 
 
-# Keys per ledger object and dataset: a dataset key is an HMAC of the ledger's secret, cheap,
-# but asking the ledger for it may read a file; the cache is bounded by the datasets in use.
-_keys: weakref.WeakKeyDictionary[object, dict[str | None, bytes]] = weakref.WeakKeyDictionary()
+# Fingerprinters per ledger object and dataset: asking the ledger for a dataset key may read
+# a file, and deriving the key's subkeys costs more than hashing a short answer, so both are
+# done once per dataset, not per call; the cache is bounded by the datasets in use.
+_keys: weakref.WeakKeyDictionary[object, dict[str | None, Fingerprinter]] = (
+    weakref.WeakKeyDictionary()
+)
 _keys_lock = threading.Lock()
 _warned: weakref.WeakSet[object] = weakref.WeakSet()
 _KEYS_PER_LEDGER = 1_024
 
 
-def _fingerprint_key(call: Call) -> bytes | None:
-    """The fingerprint key of the call's dataset in the call's ledger, ``None`` if unavailable."""
+def _fingerprinter(call: Call) -> Fingerprinter | None:
+    """The fingerprinter of the call's dataset in the call's ledger, ``None`` if unavailable."""
     ledger = call._recorder.ledger
     dataset = call.labels.dataset
     try:
         weakref.ref(ledger)
     except TypeError:  # a ledger object that takes no weak reference: asked every time
-        return _ask(ledger, dataset)
+        key = _ask(ledger, dataset)
+        return None if key is None else Fingerprinter(key)
     with _keys_lock:
         cached = _keys.get(ledger)
         if cached is not None and dataset in cached:
             return cached[dataset]
     key = _ask(ledger, dataset)
-    if key is not None:
-        with _keys_lock:
-            per = _keys.setdefault(ledger, {})
-            if len(per) >= _KEYS_PER_LEDGER:
-                per.clear()
-            per[dataset] = key
-    return key
+    if key is None:
+        return None
+    made = Fingerprinter(key)
+    with _keys_lock:
+        per = _keys.setdefault(ledger, {})
+        if len(per) >= _KEYS_PER_LEDGER:
+            per.clear()
+        per[dataset] = made
+    return made
 
 
 def _ask(ledger: object, dataset: str | None) -> bytes | None:
