@@ -219,23 +219,7 @@ def record_entries(service: ServiceDep, principal: Recorder, batch: SealedBatch)
 @router.get("/v1/policies", tags=["auditor"])
 def list_policies(service: ServiceDep, _principal: Auditor) -> list[dict[str, Any]]:
     """The installed provider policies: id, layer, providers and dated versions."""
-    return [
-        {
-            "id": p.id,
-            "title": p.title,
-            "layer": p.layer,
-            "providers": list(p.providers),
-            "versions": [
-                {
-                    "id": v.id,
-                    "effective_from": v.effective_from.isoformat(),
-                    "effective_until": v.effective_until.isoformat() if v.effective_until else None,
-                }
-                for v in p.versions
-            ],
-        }
-        for p in service.policies().policies
-    ]
+    return [p.summary() for p in service.policies().policies]
 
 
 @router.get("/v1/policies/{provider}", tags=["auditor"])

@@ -93,21 +93,7 @@ def _confidence_counts(policy: PolicyFile) -> dict[str, int]:
 def list_policies(as_json: JsonOpt = False, policies: PoliciesOpt = None) -> None:
     """List the policies: id, layer, providers and dated versions."""
     rows: list[dict[str, Any]] = [
-        {
-            "id": p.id,
-            "title": p.title,
-            "layer": p.layer,
-            "providers": list(p.providers),
-            "versions": [
-                {
-                    "id": v.id,
-                    "effective_from": v.effective_from.isoformat(),
-                    "effective_until": v.effective_until.isoformat() if v.effective_until else None,
-                }
-                for v in p.versions
-            ],
-            "rules_by_confidence": _confidence_counts(p),
-        }
+        {**p.summary(), "rules_by_confidence": _confidence_counts(p)}
         for p in _policies(policies).policies
     ]
     if as_json:

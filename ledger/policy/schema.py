@@ -381,3 +381,20 @@ class PolicyFile(_Strict):
             if version.id == version_id:
                 return version
         raise KeyError(version_id)
+
+    def summary(self) -> dict[str, object]:
+        """Id, title, layer, providers and dated versions, JSON-ready (listings show this)."""
+        return {
+            "id": self.id,
+            "title": self.title,
+            "layer": self.layer,
+            "providers": list(self.providers),
+            "versions": [
+                {
+                    "id": v.id,
+                    "effective_from": v.effective_from.isoformat(),
+                    "effective_until": v.effective_until.isoformat() if v.effective_until else None,
+                }
+                for v in self.versions
+            ],
+        }
