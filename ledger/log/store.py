@@ -27,7 +27,6 @@ from typing import Any, cast
 
 from sqlalchemy import Connection, Engine, func, insert, select
 from sqlalchemy.exc import DBAPIError, IntegrityError
-from sqlmodel import SQLModel
 
 from ledger.crypto import multiproof, tree
 from ledger.crypto.canonical import parse_json
@@ -40,7 +39,7 @@ from ledger.errors import (
     NotFoundError,
     StoreError,
 )
-from ledger.log import tables  # noqa: F401 - registers the tables on SQLModel.metadata
+from ledger.log import core_tables
 from ledger.log.records import INDEXED_COLUMNS, PreparedEntry, Receipt, StoredEntry
 from ledger.log.schema import redact_url, sqlite_path, write_transaction
 
@@ -54,14 +53,14 @@ __all__ = [
     "VerdictRow",
 ]
 
-_TABLES = SQLModel.metadata.tables
-ENTRIES = _TABLES["entries"]
-HASHES = _TABLES["tree_hashes"]
-CHECKPOINTS = _TABLES["checkpoints"]
-KEYS = _TABLES["keys"]
-META = _TABLES["ledger_meta"]
-VERDICTS = _TABLES["verdicts"]
-DOCUMENTS = _TABLES["verdict_documents"]
+# The Core tables (not the SQLModel models): a read needs no ORM, pydantic or SQLModel.
+ENTRIES = core_tables.ENTRIES
+HASHES = core_tables.TREE_HASHES
+CHECKPOINTS = core_tables.CHECKPOINTS
+KEYS = core_tables.KEYS
+META = core_tables.LEDGER_META
+VERDICTS = core_tables.VERDICTS
+DOCUMENTS = core_tables.VERDICT_DOCUMENTS
 
 # Most bind parameters one IN (...) query uses; SQLite's default limit is 32766.
 _IN_CHUNK = 900

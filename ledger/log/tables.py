@@ -1,22 +1,30 @@
-"""SQL tables of the ledger (SQLModel). The schema is created only by the Alembic migrations.
+"""SQLModel classes over the ledger's tables, for Alembic and for ORM-style users.
+
+The tables themselves are defined once, as SQLAlchemy Core tables, in
+:mod:`ledger.log.core_tables`; each model here maps a copy of one of them on
+``SQLModel.metadata`` (``Table.to_metadata``) and declares each field with the copied column
+(``Field(sa_column=...)``), so no column is written twice. The ledger's own code reads and
+writes through the Core tables and never imports this module on a read path (importing SQLModel
+costs pydantic and the SQLAlchemy ORM).
 
 Invariants:
 
-* Every table here is append-only: the migration installs triggers that abort any UPDATE or
-  DELETE (and TRUNCATE on PostgreSQL). The store offers no way to change a row.
-* ``entries.leaf_index`` runs 0..n-1 without gaps; ``entries.entry`` holds the exact leaf data
-  (RFC 8785 bytes of the signed entry) and ``leaf_hash`` = SHA-256(0x00 || entry).
-* ``tree_hashes.idx`` runs 0..stored_count(n)-1 (see :mod:`ledger.crypto.tree`).
-* The active key of a kind is the row with the highest ``seq`` of that kind; earlier rows are
-  retired keys that still verify old signatures.
+* ``SQLModel.metadata`` holds exactly the tables of :data:`core_tables.METADATA`, equal to them
+  column by column (a test compares names, types, nullability, keys, indexes, constraints).
+* Each model's fields are exactly its table's columns (the same test checks it).
+* The schema is created only by the Alembic migrations; see :mod:`ledger.log.core_tables` for
+  the invariants of the data.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING
 
-from sqlalchemy import BigInteger, Column, DateTime, LargeBinary
+from sqlalchemy import Table
 from sqlmodel import Field, SQLModel
+
+from ledger.log import core_tables
 
 __all__ = [
     "ApiToken",
@@ -25,6 +33,8 @@ __all__ = [
     "Entry",
     "Key",
     "ManifestBuild",
+    "ManifestPack",
+    "ManifestPackChunk",
     "Meta",
     "TreeHash",
     "VerdictDocument",
@@ -32,141 +42,179 @@ __all__ = [
 ]
 
 
+def _copy(table: Table) -> Table:
+    """``table`` copied onto ``SQLModel.metadata`` (a Table belongs to one MetaData)."""
+    return table.to_metadata(SQLModel.metadata)
+
+
+# Each model sets ``__table__`` to its copy. Type checkers are not shown it: SQLModel does not
+# declare ``__table__``, and code elsewhere reads ``Model.__table__`` under an ignore for that.
+_ENTRIES = _copy(core_tables.ENTRIES)
+_TREE_HASHES = _copy(core_tables.TREE_HASHES)
+_CHECKPOINTS = _copy(core_tables.CHECKPOINTS)
+_KEYS = _copy(core_tables.KEYS)
+_LEDGER_META = _copy(core_tables.LEDGER_META)
+_VERDICTS = _copy(core_tables.VERDICTS)
+_VERDICT_DOCUMENTS = _copy(core_tables.VERDICT_DOCUMENTS)
+_API_TOKENS = _copy(core_tables.API_TOKENS)
+_API_TOKEN_REVOCATIONS = _copy(core_tables.API_TOKEN_REVOCATIONS)
+_MANIFEST_BUILDS = _copy(core_tables.MANIFEST_BUILDS)
+_MANIFEST_PACKS = _copy(core_tables.MANIFEST_PACKS)
+_MANIFEST_PACK_CHUNKS = _copy(core_tables.MANIFEST_PACK_CHUNKS)
+
+
 class Entry(SQLModel, table=True):
-    """One signed entry, i.e. one leaf of the Merkle log."""
+    """One signed entry, i.e. one leaf of the Merkle log (``entries``)."""
 
-    __tablename__ = "entries"
+    if not TYPE_CHECKING:  # see the note on __table__ above
+        __table__ = _ENTRIES
 
-    leaf_index: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
-    entry_id: str = Field(max_length=64, unique=True, nullable=False)
-    leaf_hash: bytes = Field(sa_column=Column(LargeBinary(32), nullable=False))
-    entry: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
-    key_id: str = Field(max_length=64, nullable=False)
-    recorded_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
-    provider: str | None = Field(default=None, max_length=64, index=True)
-    request_model: str | None = Field(default=None, max_length=256)
-    dataset: str | None = Field(default=None, max_length=256, index=True)
-    purpose: str | None = Field(default=None, max_length=64)
-    account: str | None = Field(default=None, max_length=64)
+    leaf_index: int = Field(sa_column=_ENTRIES.c.leaf_index)
+    entry_id: str = Field(sa_column=_ENTRIES.c.entry_id)
+    leaf_hash: bytes = Field(sa_column=_ENTRIES.c.leaf_hash)
+    entry: bytes = Field(sa_column=_ENTRIES.c.entry)
+    key_id: str = Field(sa_column=_ENTRIES.c.key_id)
+    recorded_at: datetime = Field(sa_column=_ENTRIES.c.recorded_at)
+    provider: str | None = Field(default=None, sa_column=_ENTRIES.c.provider)
+    request_model: str | None = Field(default=None, sa_column=_ENTRIES.c.request_model)
+    dataset: str | None = Field(default=None, sa_column=_ENTRIES.c.dataset)
+    purpose: str | None = Field(default=None, sa_column=_ENTRIES.c.purpose)
+    account: str | None = Field(default=None, sa_column=_ENTRIES.c.account)
 
 
 class TreeHash(SQLModel, table=True):
-    """The hash of one complete aligned subtree, numbered as in :func:`stored_index`."""
+    """The hash of one complete aligned subtree (``tree_hashes``)."""
 
-    __tablename__ = "tree_hashes"
+    if not TYPE_CHECKING:  # see the note on __table__ above
+        __table__ = _TREE_HASHES
 
-    idx: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
-    hash: bytes = Field(sa_column=Column(LargeBinary(32), nullable=False))
+    idx: int = Field(sa_column=_TREE_HASHES.c.idx)
+    hash: bytes = Field(sa_column=_TREE_HASHES.c.hash)
 
 
 class Checkpoint(SQLModel, table=True):
-    """A signed C2SP checkpoint the log issued."""
+    """A signed C2SP checkpoint the log issued (``checkpoints``)."""
 
-    __tablename__ = "checkpoints"
+    if not TYPE_CHECKING:  # see the note on __table__ above
+        __table__ = _CHECKPOINTS
 
-    seq: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
-    tree_size: int = Field(sa_column=Column(BigInteger, nullable=False))
-    root_hash: bytes = Field(sa_column=Column(LargeBinary(32), nullable=False))
-    note: str = Field(nullable=False)
-    signed_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    seq: int = Field(sa_column=_CHECKPOINTS.c.seq)
+    tree_size: int = Field(sa_column=_CHECKPOINTS.c.tree_size)
+    root_hash: bytes = Field(sa_column=_CHECKPOINTS.c.root_hash)
+    note: str = Field(sa_column=_CHECKPOINTS.c.note)
+    signed_at: datetime = Field(sa_column=_CHECKPOINTS.c.signed_at)
 
 
 class Key(SQLModel, table=True):
-    """A public key the ledger has used: ``recorder`` keys sign entries, ``log`` keys notes."""
+    """A public key the ledger has used (``keys``)."""
 
-    __tablename__ = "keys"
+    if not TYPE_CHECKING:  # see the note on __table__ above
+        __table__ = _KEYS
 
-    seq: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
-    kind: str = Field(max_length=16, nullable=False)
-    key_id: str = Field(max_length=64, nullable=False, index=True)
-    name: str = Field(max_length=256, nullable=False)
-    public_key: bytes = Field(sa_column=Column(LargeBinary(32), nullable=False))
-    created_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    seq: int = Field(sa_column=_KEYS.c.seq)
+    kind: str = Field(sa_column=_KEYS.c.kind)
+    key_id: str = Field(sa_column=_KEYS.c.key_id)
+    name: str = Field(sa_column=_KEYS.c.name)
+    public_key: bytes = Field(sa_column=_KEYS.c.public_key)
+    created_at: datetime = Field(sa_column=_KEYS.c.created_at)
 
 
 class Meta(SQLModel, table=True):
-    """Facts fixed when the ledger was created (its install id)."""
+    """Facts fixed when the ledger was created (``ledger_meta``)."""
 
-    __tablename__ = "ledger_meta"
+    if not TYPE_CHECKING:  # see the note on __table__ above
+        __table__ = _LEDGER_META
 
-    name: str = Field(primary_key=True, max_length=64)
-    value: str = Field(nullable=False, max_length=256)
+    name: str = Field(sa_column=_LEDGER_META.c.name)
+    value: str = Field(sa_column=_LEDGER_META.c.value)
 
 
 class VerdictRecord(SQLModel, table=True):
-    """A policy verdict on one entry, kept per policy digest and declared-facts digest.
+    """A policy verdict on one entry (``verdicts``)."""
 
-    The log stores verdicts without interpreting them (it knows nothing of policies);
-    re-evaluating under new policies or facts adds rows and never replaces one. The verdict's
-    reasons live in :class:`VerdictDocument`, shared by every entry judged the same way.
-    """
+    if not TYPE_CHECKING:  # see the note on __table__ above
+        __table__ = _VERDICTS
 
-    __tablename__ = "verdicts"
-
-    leaf_index: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
-    purpose: str = Field(primary_key=True, max_length=64)
-    policy_digest: str = Field(primary_key=True, max_length=64)
-    facts_digest: str = Field(primary_key=True, max_length=64)
-    verdict: str = Field(max_length=16, nullable=False, index=True)
-    document_sha256: str = Field(max_length=64, nullable=False)
-    evaluated_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    leaf_index: int = Field(sa_column=_VERDICTS.c.leaf_index)
+    purpose: str = Field(sa_column=_VERDICTS.c.purpose)
+    policy_digest: str = Field(sa_column=_VERDICTS.c.policy_digest)
+    facts_digest: str = Field(sa_column=_VERDICTS.c.facts_digest)
+    verdict: str = Field(sa_column=_VERDICTS.c.verdict)
+    document_sha256: str = Field(sa_column=_VERDICTS.c.document_sha256)
+    evaluated_at: datetime = Field(sa_column=_VERDICTS.c.evaluated_at)
 
 
 class VerdictDocument(SQLModel, table=True):
-    """The full verdict (layers, reasons, cited clauses), content-addressed by its SHA-256."""
+    """The full verdict, content-addressed by its SHA-256 (``verdict_documents``)."""
 
-    __tablename__ = "verdict_documents"
+    if not TYPE_CHECKING:  # see the note on __table__ above
+        __table__ = _VERDICT_DOCUMENTS
 
-    sha256: str = Field(primary_key=True, max_length=64)
-    document: str = Field(nullable=False)
+    sha256: str = Field(sa_column=_VERDICT_DOCUMENTS.c.sha256)
+    document: str = Field(sa_column=_VERDICT_DOCUMENTS.c.document)
 
 
 class ApiToken(SQLModel, table=True):
-    """A bearer token of the audit service, stored only as the SHA-256 of the token string.
+    """A bearer token of the audit service, stored as its SHA-256 (``api_tokens``)."""
 
-    ``datasets`` is a JSON list of dataset names the token may see (None: every dataset);
-    ``recorder_key_id`` binds a recorder token to the one recorder key whose entries it may
-    submit. A token is never changed: revoking it adds an :class:`ApiTokenRevocation`.
-    """
+    if not TYPE_CHECKING:  # see the note on __table__ above
+        __table__ = _API_TOKENS
 
-    __tablename__ = "api_tokens"
-
-    token_id: str = Field(primary_key=True, max_length=32)
-    name: str = Field(max_length=128, nullable=False)
-    role: str = Field(max_length=16, nullable=False)
-    token_sha256: str = Field(max_length=64, unique=True, nullable=False)
-    datasets: str | None = Field(default=None)
-    recorder_key_id: str | None = Field(default=None, max_length=64)
-    created_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
-    expires_at: datetime | None = Field(
-        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
-    )
+    token_id: str = Field(sa_column=_API_TOKENS.c.token_id)
+    name: str = Field(sa_column=_API_TOKENS.c.name)
+    role: str = Field(sa_column=_API_TOKENS.c.role)
+    token_sha256: str = Field(sa_column=_API_TOKENS.c.token_sha256)
+    datasets: str | None = Field(default=None, sa_column=_API_TOKENS.c.datasets)
+    recorder_key_id: str | None = Field(default=None, sa_column=_API_TOKENS.c.recorder_key_id)
+    created_at: datetime = Field(sa_column=_API_TOKENS.c.created_at)
+    expires_at: datetime | None = Field(default=None, sa_column=_API_TOKENS.c.expires_at)
 
 
 class ApiTokenRevocation(SQLModel, table=True):
-    """The revocation of one token (a row, since rows are never updated)."""
+    """The revocation of one token (``api_token_revocations``)."""
 
-    __tablename__ = "api_token_revocations"
+    if not TYPE_CHECKING:  # see the note on __table__ above
+        __table__ = _API_TOKEN_REVOCATIONS
 
-    token_id: str = Field(primary_key=True, max_length=32)
-    revoked_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    token_id: str = Field(sa_column=_API_TOKEN_REVOCATIONS.c.token_id)
+    revoked_at: datetime = Field(sa_column=_API_TOKEN_REVOCATIONS.c.revoked_at)
 
 
 class ManifestBuild(SQLModel, table=True):
-    """One evidence pack built for a dataset name: the checkpoint it proves against.
+    """One evidence pack built for a dataset name (``manifest_builds``)."""
 
-    Later builds of the same name carry a consistency proof from the checkpoints listed here,
-    so an auditor holding an earlier pack can check that the log only grew.
-    """
+    if not TYPE_CHECKING:  # see the note on __table__ above
+        __table__ = _MANIFEST_BUILDS
 
-    __tablename__ = "manifest_builds"
+    seq: int = Field(sa_column=_MANIFEST_BUILDS.c.seq)
+    name: str = Field(sa_column=_MANIFEST_BUILDS.c.name)
+    version: str | None = Field(default=None, sa_column=_MANIFEST_BUILDS.c.version)
+    tree_size: int = Field(sa_column=_MANIFEST_BUILDS.c.tree_size)
+    root_hash: bytes = Field(sa_column=_MANIFEST_BUILDS.c.root_hash)
+    checkpoint: str = Field(sa_column=_MANIFEST_BUILDS.c.checkpoint)
+    manifest_sha256: str = Field(sa_column=_MANIFEST_BUILDS.c.manifest_sha256)
+    examples: int = Field(sa_column=_MANIFEST_BUILDS.c.examples)
+    built_at: datetime = Field(sa_column=_MANIFEST_BUILDS.c.built_at)
 
-    seq: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
-    name: str = Field(max_length=256, nullable=False, index=True)
-    version: str | None = Field(default=None, max_length=128)
-    tree_size: int = Field(sa_column=Column(BigInteger, nullable=False))
-    root_hash: bytes = Field(sa_column=Column(LargeBinary(32), nullable=False))
-    checkpoint: str = Field(nullable=False)
-    manifest_sha256: str = Field(max_length=64, nullable=False)
-    examples: int = Field(sa_column=Column(BigInteger, nullable=False))
-    built_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+
+class ManifestPack(SQLModel, table=True):
+    """The stored zip of one build's evidence pack (``manifest_packs``)."""
+
+    __table__ = _MANIFEST_PACKS
+
+    seq: int = Field(sa_column=_MANIFEST_PACKS.c.seq)
+    sha256: str = Field(sa_column=_MANIFEST_PACKS.c.sha256)
+    size: int = Field(sa_column=_MANIFEST_PACKS.c.size)
+    chunk_size: int = Field(sa_column=_MANIFEST_PACKS.c.chunk_size)
+    chunks: int = Field(sa_column=_MANIFEST_PACKS.c.chunks)
+    stored_at: datetime = Field(sa_column=_MANIFEST_PACKS.c.stored_at)
+
+
+class ManifestPackChunk(SQLModel, table=True):
+    """One part of a stored pack's zip (``manifest_pack_chunks``)."""
+
+    __table__ = _MANIFEST_PACK_CHUNKS
+
+    seq: int = Field(sa_column=_MANIFEST_PACK_CHUNKS.c.seq)
+    part: int = Field(sa_column=_MANIFEST_PACK_CHUNKS.c.part)
+    data: bytes = Field(sa_column=_MANIFEST_PACK_CHUNKS.c.data)
