@@ -48,7 +48,7 @@ from ledger.log.records import (
     PreparedEntry,
     Receipt,
     StoredEntry,
-    open_sealed,
+    open_sealed_many,
     prepare_entries,
     seal_entry,
 )
@@ -427,7 +427,8 @@ class Ledger:
         self._keys()
         if self._closed:
             raise StoreError("the ledger is closed")
-        prepared = [open_sealed(e, self._recorder_public_keys(e), self.install_id) for e in entries]
+        # Every signature is checked (on all cores) before anything is stored.
+        prepared = open_sealed_many(entries, self._recorder_public_keys, self.install_id)
         receipts = self._store_append(prepared)
         self._maybe_checkpoint()
         return receipts
