@@ -54,7 +54,7 @@ from ledger.log.records import (
 )
 from ledger.log.store import CheckpointRecord, KeyRecord, LogStore
 from ledger.log.verify import VerifyReport, verify_log
-from ledger.settings import Settings
+from ledger.read_settings import ReadSettings
 
 if TYPE_CHECKING:
     from ledger._judge import Judge, VerdictCheck
@@ -64,6 +64,7 @@ if TYPE_CHECKING:
     from ledger.log.signing import BatchSigner
     from ledger.log.writer import Writer
     from ledger.policy import DeclaredFacts, Verdict
+    from ledger.settings import Settings
 
 __all__ = ["Ledger", "open_ledger"]
 
@@ -178,7 +179,7 @@ class Ledger:
     @classmethod
     def from_settings(
         cls,
-        settings: Settings,
+        settings: Settings | ReadSettings,
         *,
         profile: DeclaredFacts | None = None,
         read_only: bool = False,
@@ -190,10 +191,13 @@ class Ledger:
         opens an existing ledger for writing and refuses (ConfigError) to make a new one.
         ``read_only=True`` opens an existing ledger from public data only; see the module
         docstring. ``profile`` (the organization's declared facts) overrides
-        ``settings.facts_file``.
+        ``settings.facts_file``. A :class:`ReadSettings` (what a read command reads from the
+        environment, without pydantic-settings) opens read-only only.
         """
         if read_only:
             return cls._open_read_only(settings, profile)
+        if isinstance(settings, ReadSettings):
+            raise TypeError("ReadSettings opens a ledger read-only only: pass read_only=True")
         home = settings.home
         url = settings.resolved_database_url()
         if not create:
@@ -236,7 +240,9 @@ class Ledger:
             raise
 
     @classmethod
-    def _open_read_only(cls, settings: Settings, profile: DeclaredFacts | None) -> Ledger:
+    def _open_read_only(
+        cls, settings: Settings | ReadSettings, profile: DeclaredFacts | None
+    ) -> Ledger:
         url = schema.read_only_url(settings.resolved_database_url())
         engine = schema.make_engine(url, sqlite_busy_timeout=settings.sqlite_busy_timeout)
         try:
@@ -716,10 +722,14 @@ def open_ledger(
         overrides["database_url"] = url
     if home is not None:
         overrides["home"] = Path(home)
-    return Ledger.from_settings(Settings(**overrides), read_only=read_only)
+    if read_only:  # only what a read needs, without pydantic-settings (start-up time)
+        return Ledger.from_settings(ReadSettings.from_env(**overrides), read_only=True)
+    from ledger.settings import Settings
+
+    return Ledger.from_settings(Settings(**overrides))
 
 
-def _profile(settings: Settings) -> DeclaredFacts | None:
+def _profile(settings: Settings | ReadSettings) -> DeclaredFacts | None:
     if settings.facts_file is None:
         return None
     from ledger.policy import load_facts_file

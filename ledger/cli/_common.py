@@ -15,10 +15,11 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 import typer
 
 from ledger.errors import ConfigError, LedgerError, VerificationError
-from ledger.settings import Settings
+from ledger.read_settings import ReadSettings
 
 if TYPE_CHECKING:
     from ledger._ledger import Ledger
+    from ledger.settings import Settings
 
 __all__ = [
     "EXIT_CHECK_FAILED",
@@ -28,6 +29,7 @@ __all__ = [
     "handle_errors",
     "open_ledger",
     "print_json",
+    "read_settings",
     "set_overrides",
 ]
 
@@ -77,12 +79,25 @@ def set_overrides(**values: Any) -> None:
 
 def current_settings() -> Settings:
     """Settings from the environment, with the global ``--home``/``--db`` options applied."""
+    from ledger.settings import Settings  # here: pydantic-settings costs a read command 0.1 s
+
     overrides = {k: v for k, v in _overrides.items() if v is not None}
     try:
         return Settings(**overrides)
     except ValueError as exc:  # pydantic's ValidationError is a ValueError
         first = str(exc).splitlines()
         raise ConfigError(f"invalid LEDGER_* setting: {' '.join(first[:3])}") from exc
+
+
+def read_settings() -> ReadSettings:
+    """What a read-only open needs, from the environment and ``--home``/``--db``.
+
+    The same values :func:`current_settings` gives for those fields (a test compares them),
+    without importing pydantic-settings.
+    """
+    return ReadSettings.from_env(
+        home=_overrides.get("home"), database_url=_overrides.get("database_url")
+    )
 
 
 def open_ledger(*, write: bool = False, create: bool = False) -> Ledger:
@@ -94,9 +109,9 @@ def open_ledger(*, write: bool = False, create: bool = False) -> Ledger:
     """
     from ledger._ledger import Ledger
 
+    if not (write or create):
+        return Ledger.from_settings(read_settings(), read_only=True)
     settings = current_settings()
     if create:
         return Ledger.from_settings(settings)
-    if write:
-        return Ledger.from_settings(settings, create=False)
-    return Ledger.from_settings(settings, read_only=True)
+    return Ledger.from_settings(settings, create=False)
