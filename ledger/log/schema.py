@@ -326,7 +326,7 @@ def current_revision(engine: Engine) -> str | None:
 
 #: Migration revisions, oldest first; the last is the schema this code reads and writes. A test
 #: checks this against the migrations folder (read commands check it without importing alembic).
-SCHEMA_REVISIONS = ("0001", "0002", "0003", "0004")
+SCHEMA_REVISIONS = ("0001", "0002", "0003", "0004", "0005")
 
 
 def require_schema(engine: Engine) -> str:
