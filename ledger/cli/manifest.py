@@ -4,6 +4,9 @@
 the pack (:mod:`ledger.manifest`); it opens the ledger for writing, because the log key signs a
 fresh checkpoint and the statement. ``ledger manifest verify DIR|ZIP --key VKEY`` checks a pack
 with nothing but the pack and the log's verifier key: no database, no private key, no network.
+``build`` also stores the pack in the ledger (``--no-store`` skips it); ``ledger manifest list``
+shows the builds registry and ``ledger manifest get NAME --out FILE.zip`` writes a stored pack
+back out, both opening the ledger read-only.
 Exit codes follow the CLI contract: 0 ok, 1 a check failed (the first failure named on stderr),
 2 bad input (one line on stderr).
 """
@@ -61,6 +64,10 @@ def build_cmd(
     report: Annotated[
         bool, typer.Option("--report/--no-report", help="Add report.html and verify.html.")
     ] = True,
+    store: Annotated[
+        bool,
+        typer.Option("--store/--no-store", help="Keep the pack's zip in the ledger (served)."),
+    ] = True,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Audit a dataset and write its signed evidence pack."""
@@ -76,6 +83,7 @@ def build_cmd(
         result = build(
             lg, files, out, name=name, version=version, purpose=purpose, profile=profile,
             zip_pack=zip_pack, format=format_, near_threshold=near_threshold, report=report,
+            store=store,
         )  # fmt: skip
         vkey = lg.verifier_key
     if json_out:
@@ -87,7 +95,65 @@ def build_cmd(
         f"{len(result.statement['predicate']['files'])} files, build {result.record.seq} of "
         f"{result.record.name!r} at tree size {result.record.tree_size}"
     )
+    if result.stored is not None:
+        typer.echo(
+            f"stored in the ledger: {result.stored.size} bytes, sha256 {result.stored.sha256}"
+        )
     typer.echo(f"verify: ledger manifest verify {result.path} --key '{vkey}'")
+
+
+@app.command("list")
+@handle_errors
+def list_cmd(
+    name: Annotated[str | None, typer.Argument(help="Only the builds of this name.")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """The builds registry, oldest first, with each build's stored pack (read-only)."""
+    from ledger.manifest import list_builds
+    from ledger.manifest.stored import stored_packs
+
+    with open_ledger() as lg:
+        builds = list_builds(lg.store, name)
+        packs = stored_packs(lg.store.engine, [b.seq for b in builds])
+    if json_out:
+        print_json(
+            {
+                "builds": [
+                    b.to_dict() | {"stored": p.to_dict() if (p := packs.get(b.seq)) else None}
+                    for b in builds
+                ]
+            }
+        )
+        return
+    if not builds:
+        typer.echo("no builds" + (f" of {name!r}" if name is not None else ""))
+    for b in builds:
+        pack = packs.get(b.seq)
+        stored = f"stored {pack.size} bytes sha256 {pack.sha256[:16]}" if pack else "not stored"
+        typer.echo(
+            f"{b.seq:>5}  {b.name}  {b.version or '-'}  tree {b.tree_size}  "
+            f"{b.examples} examples  {b.built_at.isoformat(timespec='seconds')}  {stored}"
+        )
+
+
+@app.command("get")
+@handle_errors
+def get_cmd(
+    name: Annotated[str, typer.Argument(help="The dataset name of the build.")],
+    out: Annotated[Path, typer.Option("--out", help="The zip file to write (new).")],
+    build_seq: Annotated[
+        int | None, typer.Option("--build", help="This build (default: the latest stored).")
+    ] = None,
+) -> None:
+    """Write a pack stored in the ledger to a zip file (read-only)."""
+    from ledger.manifest.stored import pick_stored, write_stored
+
+    if out.exists():
+        raise fail(f"{out} already exists")
+    with open_ledger() as lg:
+        build, pack = pick_stored(lg.store, name, build_seq)
+        write_stored(lg.store.engine, pack, out)
+    typer.echo(f"{out}: build {build.seq} of {name!r}, {pack.size} bytes, sha256 {pack.sha256}")
 
 
 @app.command("verify")

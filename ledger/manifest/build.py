@@ -15,6 +15,8 @@ Invariants:
   written, and member digests are read back from the files.
 * The build is registered (append-only) after the pack is complete; a later build of the same
   name carries a consistency proof from each earlier build's checkpoint that it extends.
+* Unless told not to, the pack is then stored in the ledger as a zip (:mod:`.stored`): the
+  ``--zip`` file as it is, a folder zipped the same way ``--zip`` writes one.
 * Nothing here decides what is lawful: verdicts report what the dated terms say.
 """
 
@@ -25,7 +27,6 @@ import gzip
 import hashlib
 import json
 import shutil
-import zipfile
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -45,6 +46,7 @@ from ledger.crypto.tree import TreeFrontier
 from ledger.errors import InputError
 from ledger.manifest import pack as layout
 from ledger.manifest.registry import BuildRecord, list_builds, record_build
+from ledger.manifest.stored import StoredPack, store_pack, write_zip
 from ledger.manifest.verdicts import Judgements
 from ledger.policy import DeclaredFacts, PolicySet
 from ledger.policy.loader import default_policies
@@ -67,6 +69,7 @@ class BuildResult:
     statement: dict[str, Any]
     audit: DatasetAudit
     record: BuildRecord
+    stored: StoredPack | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -76,6 +79,7 @@ class BuildResult:
                 "name": self.record.name,
                 "version": self.record.version,
             },
+            "stored": self.stored.to_dict() if self.stored is not None else None,
             "tree_size": self.record.tree_size,
             "summary": self.statement["predicate"]["summary"],
             "files": self.statement["predicate"]["files"],
@@ -148,13 +152,15 @@ def build(
     wrappers: Sequence[str] = DEFAULT_WRAPPERS,
     near_threshold: float = DEFAULT_NEAR_THRESHOLD,
     report: bool = True,
+    store: bool = True,
 ) -> BuildResult:
     """Audit ``paths`` against ``lg`` and write the signed evidence pack to ``out``.
 
     ``lg`` must be open for writing (the log key signs a fresh checkpoint and the statement).
     With ``zip_pack`` the pack is one zip file (``out``, with ``.zip`` added if missing).
     ``report`` adds ``report.html`` and ``verify.html`` (:mod:`ledger.report`), the pages an
-    auditor opens in a browser.
+    auditor opens in a browser. ``store`` (default) keeps the pack's zip in the ledger after
+    the build is registered, where the audit service serves it; ``store=False`` skips that.
 
     Raises:
         InputError: unreadable dataset files, bad options, or an ``out`` that is not empty.
@@ -339,7 +345,8 @@ def build(
         root_hash=checkpoint.root_hash, checkpoint=checkpoint.note,
         manifest_sha256=layout.sha256_hex(manifest), examples=audit.examples,
     )  # fmt: skip
-    return BuildResult(target, statement, audit, record)
+    stored = store_pack(lg.store.engine, record.seq, target) if store else None
+    return BuildResult(target, statement, audit, record, stored)
 
 
 def policy_digest_of(versions: Iterable[tuple[str, str, str]]) -> str:
@@ -414,15 +421,7 @@ class _PackWriter:
         try:
             if zip_pack:
                 partial = target.with_name(target.name + ".zip-partial")
-                with zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED) as archive:
-                    for name in sorted(set(self._names)):
-                        info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
-                        info.compress_type = zipfile.ZIP_DEFLATED
-                        with (
-                            (self.folder / name).open("rb") as source,
-                            archive.open(info, "w") as sink,
-                        ):
-                            shutil.copyfileobj(source, sink, 1 << 20)
+                write_zip(self.folder, self._names, partial)
                 partial.replace(target)
                 shutil.rmtree(self.folder)
                 return

@@ -12,18 +12,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import func, insert, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from ledger.errors import StoreError
+from ledger.log.core_tables import MANIFEST_BUILDS as _TABLE
 from ledger.log.schema import write_transaction
 from ledger.log.store import LogStore
-from ledger.log.tables import ManifestBuild
 
 __all__ = ["BuildRecord", "list_builds", "record_build"]
-
-_TABLE = ManifestBuild.__table__  # type: ignore[attr-defined]  # SQLModel sets it on table models
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +38,19 @@ class BuildRecord:
     manifest_sha256: str
     examples: int
     built_at: datetime
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "seq": self.seq,
+            "name": self.name,
+            "version": self.version,
+            "tree_size": self.tree_size,
+            "root_hash": self.root_hash.hex(),
+            "checkpoint": self.checkpoint,
+            "manifest_sha256": self.manifest_sha256,
+            "examples": self.examples,
+            "built_at": self.built_at.isoformat(),
+        }
 
 
 def record_build(
