@@ -46,3 +46,12 @@ class ApiSettings(Settings):
             "many seconds old and the log has grown since (0: on every read that needs one)."
         ),
     )
+    api_token_cache_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        description=(
+            "How long a worker trusts a token it checked without asking the database again "
+            "(0: ask on every request). A revocation through the same worker holds at once, "
+            "one through another process within this many seconds."
+        ),
+    )
