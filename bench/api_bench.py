@@ -10,7 +10,12 @@ process, and drives it from C client threads on loopback, each with its own HTTP
   filtered page, one multiproof);
 - ``ingest``: ``POST /v1/entries`` batches of 500 entries sealed beforehand (entries/s).
 
-Prints p50/p99 (ms) and requests/s per target, all in the same run against the same server.
+Prints p50/p99 (ms) and requests/s per target, all in the same run against the same server,
+with where the time goes: CPU per request of the server processes (every worker, from
+``/proc``) and of the client threads, and the server's work alone (the same calls on the
+``Service`` in this process, no HTTP). In a closed loop of C clients the mean latency is
+C / throughput (Little's law), so when server and client CPU per request add up to the two
+cores' worth, the wait is queueing for a core, not work. The load average is printed too.
 Figures on a shared two-core machine are noisy; the client threads share one interpreter, so
 at high C the client's GIL is part of what is measured (run the clients elsewhere for more).
 
@@ -110,8 +115,69 @@ def start(home: Path, database_url: str | None, workers: int) -> tuple[subproces
         time.sleep(0.05)
 
 
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def tree_cpu(pid: int) -> float:
+    """CPU seconds (user + system) of process ``pid`` and all its descendants, from /proc."""
+    stats: dict[int, tuple[int, float]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        stats[int(entry.name)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / _TICK)
+    total, todo = 0.0, [pid]
+    while todo:
+        current = todo.pop()
+        total += stats.get(current, (0, 0.0))[1]
+        todo += [child for child, (parent, _) in stats.items() if parent == current]
+    return total
+
+
+def server_alone(home: Path, database_url: str | None, size: int, n: int = 300) -> dict[str, float]:
+    """Mean ms of each route's work on a Service in this process: no HTTP, no queueing."""
+    from ledger.api.service import EntryFilters, Service
+    from ledger.api.settings import ApiSettings
+
+    settings = ApiSettings(home=home, database_url=database_url, judge=False,
+                           api_checkpoint_age=1)  # fmt: skip
+    service = Service(settings)
+    token = tokens(home, database_url)[0]
+    rng = random.Random(7)
+    filters = EntryFilters(provider="openai")
+
+    def page() -> None:
+        service.page_proof(service.page(filters, None, rng.randrange(max(1, size - 400)), 100))
+
+    work: dict[str, Callable[[], object]] = {
+        "token check": lambda: service.tokens.authenticate(token),
+        "checkpoint": service.checkpoint,
+        "entry+proof": lambda: service.entry(rng.randrange(size), None),
+        "page100+proof": page,
+    }
+    out = {}
+    try:
+        for name, call in work.items():
+            for _ in range(20):
+                call()
+            t0 = time.perf_counter()
+            for _ in range(n):
+                call()
+            out[name] = (time.perf_counter() - t0) / n * 1000
+    finally:
+        service.close()
+    return out
+
+
 def drive(
-    url: str, clients: int, requests: int, one: Callable[[httpx.Client, random.Random], None]
+    url: str,
+    clients: int,
+    requests: int,
+    one: Callable[[httpx.Client, random.Random], None],
+    server_pid: int | None = None,
 ) -> dict[str, float]:
     per_client = max(1, requests // clients)
     latencies: list[float] = []
@@ -130,18 +196,25 @@ def drive(
             latencies.extend(mine)
 
     threads = [threading.Thread(target=run, args=(i,)) for i in range(clients)]
+    server0 = tree_cpu(server_pid) if server_pid else 0.0
+    client0 = time.process_time()
     t0 = time.perf_counter()
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     wall = time.perf_counter() - t0
+    client_cpu = time.process_time() - client0
+    server_cpu = tree_cpu(server_pid) - server0 if server_pid else 0.0
     latencies.sort()
+    count = len(latencies) + clients  # the warm-up requests use CPU too
     return {
         "p50_ms": statistics.median(latencies) * 1000,
         "p99_ms": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000,
         "per_s": len(latencies) / wall,
         "n": len(latencies),
+        "server_cpu_ms": server_cpu / count * 1000,
+        "client_cpu_ms": client_cpu / count * 1000,
     }
 
 
@@ -184,11 +257,12 @@ def main() -> None:
         answer.raise_for_status()
 
     results: dict[str, Any] = {"entries": size, "clients": args.clients, "workers": args.workers,
-                               "database": "postgresql" if args.db else "sqlite"}  # fmt: skip
+                               "database": "postgresql" if args.db else "sqlite",
+                               "load_before": os.getloadavg()}  # fmt: skip
     try:
         for name, one in (("bare", bare), ("checkpoint", checkpoint), ("entry+proof", entry),
                           ("page100+proof", page)):  # fmt: skip
-            results[name] = drive(url, args.clients, args.requests, one)
+            results[name] = drive(url, args.clients, args.requests, one, process.pid)
         batches = [[seal_entry({"purpose": "evaluate", "dataset": "ingest", "b": b, "i": i},
                                key, ledger_id) for i in range(500)]
                    for b in range(args.batches)]  # fmt: skip
@@ -213,6 +287,8 @@ def main() -> None:
     finally:
         process.terminate()
         process.wait(timeout=60)
+    results["load_after"] = os.getloadavg()
+    results["server_alone_ms"] = server_alone(home, args.db, size)
     if args.json:
         print(json.dumps(results, indent=2))
         return
@@ -221,9 +297,15 @@ def main() -> None:
     for name in ("bare", "checkpoint", "entry+proof", "page100+proof"):
         r = results[name]
         print(f"  {name:<15} p50 {r['p50_ms']:7.2f} ms  p99 {r['p99_ms']:7.2f} ms  "
-              f"{r['per_s']:8.0f} req/s  (n={r['n']})")  # fmt: skip
+              f"{r['per_s']:8.0f} req/s  (n={r['n']})  CPU/request: server "
+              f"{r['server_cpu_ms']:.2f} ms, client {r['client_cpu_ms']:.2f} ms")  # fmt: skip
     rate, senders = results["ingest_entries_per_s"], results["ingest_clients"]
     print(f"  ingest          {rate:8.0f} entries/s (batches of 500, {senders} client(s))")
+    alone = ", ".join(f"{k} {v:.2f} ms" for k, v in results["server_alone_ms"].items())
+    print(f"  server work alone (no HTTP): {alone}")
+    before, after = results["load_before"], results["load_after"]
+    print(f"  load average before {before[0]:.1f} / {before[1]:.1f}, "
+          f"after {after[0]:.1f} / {after[1]:.1f} (1 / 5 min)")  # fmt: skip
 
 
 if __name__ == "__main__":
