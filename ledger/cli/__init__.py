@@ -4,8 +4,9 @@ Exit codes: 0 ok, 1 a check failed, 2 usage or input error (one line on stderr).
 
 Start-up: ``main()`` imports only the command group the arguments name (the policy engine,
 the recorders and the dataset auditor cost most of a second to import, and a read command on
-a small ledger should answer in well under that). ``ledger.cli.app`` (what tests and
-embedders use) has every group.
+a small ledger should answer in well under that), and gives the parameters a coercion that
+needs no pydantic (:mod:`ledger.cli._params`). ``ledger.cli.app`` (what tests and embedders
+use) has every group and typer's own coercion.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import typer
 
 from ledger.cli import log
 from ledger.cli._common import print_json, set_overrides
+from ledger.cli._params import use_plain_coercion
 
 __all__ = ["app", "build_app", "main"]
 
@@ -118,6 +120,9 @@ def _named_group(args: Sequence[str]) -> list[str] | None:
 
 def main() -> None:
     """Console-script entry point."""
+    # Plain coercion of the parameters: typer's own imports pydantic, which costs a read
+    # command a third of its start-up.
+    use_plain_coercion()
     build_app(_named_group(sys.argv[1:]))()
 
 
