@@ -19,7 +19,6 @@ Invariants:
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 from sqlalchemy import Table
 from sqlmodel import Field, SQLModel
@@ -47,8 +46,8 @@ def _copy(table: Table) -> Table:
     return table.to_metadata(SQLModel.metadata)
 
 
-# Each model sets ``__table__`` to its copy. Type checkers are not shown it: SQLModel does not
-# declare ``__table__``, and code elsewhere reads ``Model.__table__`` under an ignore for that.
+# Each model sets ``__table__`` to its copy (SQLAlchemy's declarative "existing table" form); the
+# fields name the copied columns, so SQLAlchemy maps them as they are.
 _ENTRIES = _copy(core_tables.ENTRIES)
 _TREE_HASHES = _copy(core_tables.TREE_HASHES)
 _CHECKPOINTS = _copy(core_tables.CHECKPOINTS)
@@ -66,8 +65,7 @@ _MANIFEST_PACK_CHUNKS = _copy(core_tables.MANIFEST_PACK_CHUNKS)
 class Entry(SQLModel, table=True):
     """One signed entry, i.e. one leaf of the Merkle log (``entries``)."""
 
-    if not TYPE_CHECKING:  # see the note on __table__ above
-        __table__ = _ENTRIES
+    __table__ = _ENTRIES
 
     leaf_index: int = Field(sa_column=_ENTRIES.c.leaf_index)
     entry_id: str = Field(sa_column=_ENTRIES.c.entry_id)
@@ -85,8 +83,7 @@ class Entry(SQLModel, table=True):
 class TreeHash(SQLModel, table=True):
     """The hash of one complete aligned subtree (``tree_hashes``)."""
 
-    if not TYPE_CHECKING:  # see the note on __table__ above
-        __table__ = _TREE_HASHES
+    __table__ = _TREE_HASHES
 
     idx: int = Field(sa_column=_TREE_HASHES.c.idx)
     hash: bytes = Field(sa_column=_TREE_HASHES.c.hash)
@@ -95,8 +92,7 @@ class TreeHash(SQLModel, table=True):
 class Checkpoint(SQLModel, table=True):
     """A signed C2SP checkpoint the log issued (``checkpoints``)."""
 
-    if not TYPE_CHECKING:  # see the note on __table__ above
-        __table__ = _CHECKPOINTS
+    __table__ = _CHECKPOINTS
 
     seq: int = Field(sa_column=_CHECKPOINTS.c.seq)
     tree_size: int = Field(sa_column=_CHECKPOINTS.c.tree_size)
@@ -108,8 +104,7 @@ class Checkpoint(SQLModel, table=True):
 class Key(SQLModel, table=True):
     """A public key the ledger has used (``keys``)."""
 
-    if not TYPE_CHECKING:  # see the note on __table__ above
-        __table__ = _KEYS
+    __table__ = _KEYS
 
     seq: int = Field(sa_column=_KEYS.c.seq)
     kind: str = Field(sa_column=_KEYS.c.kind)
@@ -122,8 +117,7 @@ class Key(SQLModel, table=True):
 class Meta(SQLModel, table=True):
     """Facts fixed when the ledger was created (``ledger_meta``)."""
 
-    if not TYPE_CHECKING:  # see the note on __table__ above
-        __table__ = _LEDGER_META
+    __table__ = _LEDGER_META
 
     name: str = Field(sa_column=_LEDGER_META.c.name)
     value: str = Field(sa_column=_LEDGER_META.c.value)
@@ -132,8 +126,7 @@ class Meta(SQLModel, table=True):
 class VerdictRecord(SQLModel, table=True):
     """A policy verdict on one entry (``verdicts``)."""
 
-    if not TYPE_CHECKING:  # see the note on __table__ above
-        __table__ = _VERDICTS
+    __table__ = _VERDICTS
 
     leaf_index: int = Field(sa_column=_VERDICTS.c.leaf_index)
     purpose: str = Field(sa_column=_VERDICTS.c.purpose)
@@ -147,8 +140,7 @@ class VerdictRecord(SQLModel, table=True):
 class VerdictDocument(SQLModel, table=True):
     """The full verdict, content-addressed by its SHA-256 (``verdict_documents``)."""
 
-    if not TYPE_CHECKING:  # see the note on __table__ above
-        __table__ = _VERDICT_DOCUMENTS
+    __table__ = _VERDICT_DOCUMENTS
 
     sha256: str = Field(sa_column=_VERDICT_DOCUMENTS.c.sha256)
     document: str = Field(sa_column=_VERDICT_DOCUMENTS.c.document)
@@ -157,8 +149,7 @@ class VerdictDocument(SQLModel, table=True):
 class ApiToken(SQLModel, table=True):
     """A bearer token of the audit service, stored as its SHA-256 (``api_tokens``)."""
 
-    if not TYPE_CHECKING:  # see the note on __table__ above
-        __table__ = _API_TOKENS
+    __table__ = _API_TOKENS
 
     token_id: str = Field(sa_column=_API_TOKENS.c.token_id)
     name: str = Field(sa_column=_API_TOKENS.c.name)
@@ -173,8 +164,7 @@ class ApiToken(SQLModel, table=True):
 class ApiTokenRevocation(SQLModel, table=True):
     """The revocation of one token (``api_token_revocations``)."""
 
-    if not TYPE_CHECKING:  # see the note on __table__ above
-        __table__ = _API_TOKEN_REVOCATIONS
+    __table__ = _API_TOKEN_REVOCATIONS
 
     token_id: str = Field(sa_column=_API_TOKEN_REVOCATIONS.c.token_id)
     revoked_at: datetime = Field(sa_column=_API_TOKEN_REVOCATIONS.c.revoked_at)
@@ -183,8 +173,7 @@ class ApiTokenRevocation(SQLModel, table=True):
 class ManifestBuild(SQLModel, table=True):
     """One evidence pack built for a dataset name (``manifest_builds``)."""
 
-    if not TYPE_CHECKING:  # see the note on __table__ above
-        __table__ = _MANIFEST_BUILDS
+    __table__ = _MANIFEST_BUILDS
 
     seq: int = Field(sa_column=_MANIFEST_BUILDS.c.seq)
     name: str = Field(sa_column=_MANIFEST_BUILDS.c.name)
