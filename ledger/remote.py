@@ -14,6 +14,13 @@ Invariants:
 * Entries are accepted only with a proof against the checkpoint in the same answer: an
   inclusion proof for one entry, a multiproof for a page. Leaf hashes are computed here, from
   the RFC 8785 bytes of each received entry, never taken from the server.
+* Every accepted entry's Ed25519 signature verifies over its body under the recorder key it
+  names, one of the recorder keys (retired ones included) of ``GET /v1/keys``, fetched once
+  and kept; an unknown key id fetches the listing once more (a key registered since) before
+  the entry is refused. A listed key counts only if its id is the SHA-256 of its bytes. So a
+  server that holds the log key but not a recorder's key cannot log a changed body, even
+  with a valid proof and checkpoint for it; trusting the listing itself is trust on first
+  use of the server, as for the log key.
 * Recording (only with a local ``home`` holding the recorder's keys): bodies are sealed here,
   with the local recorder key, for the server's ledger id, then batched to ``POST /v1/entries``
   by :class:`~ledger.remote_writer.RemoteWriter`; so a :class:`RemoteLedger` is a ledger that
@@ -26,6 +33,7 @@ Invariants:
 
 from __future__ import annotations
 
+import base64
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -37,6 +45,7 @@ import httpx
 
 from ledger.crypto import multiproof
 from ledger.crypto.canonical import canonical_json, parse_json
+from ledger.crypto.keys import VerifyingKey
 from ledger.crypto.merkle import leaf_hash, verify_consistency, verify_inclusion
 from ledger.crypto.note import Checkpoint, NoteVerifier, verify_checkpoint
 from ledger.errors import (
@@ -47,9 +56,11 @@ from ledger.errors import (
     InputError,
     NotFoundError,
     ReadOnlyError,
+    SignatureError,
     StoreError,
 )
 from ledger.log.records import Receipt, StoredEntry, seal_entry
+from ledger.log.verifier import check_many
 
 if TYPE_CHECKING:
     from ledger.log.keyring import Keyring
@@ -113,6 +124,7 @@ class RemoteLedger:
         self._last: Checkpoint | None = None
         self._last_note: str | None = None
         self._ledger_id: str | None = None
+        self._recorder_keys: dict[str, VerifyingKey] | None = None
         if last_checkpoint is not None:
             self._last = verify_checkpoint(last_checkpoint, self._log_verifier())
             self._last_note = last_checkpoint
@@ -233,7 +245,30 @@ class RemoteLedger:
         keys: dict[str, Any] = self._get("/v1/keys")
         if isinstance(keys.get("ledger_id"), str):
             self._ledger_id = keys["ledger_id"]
+        self._recorder_keys = _recorder_keys(keys)
         return keys
+
+    def _check_signatures(self, entries: Sequence[StoredEntry]) -> None:
+        """Each entry's signature verifies under the recorder key it names (SignatureError)."""
+        if not self._verify or not entries:
+            return
+        known = self._recorder_keys
+        if known is None or any(str(_key_id(e)) not in known for e in entries):
+            self.keys()  # first use, or a key registered since the listing was fetched
+            known = self._recorder_keys or {}
+        keyed = [(e, known.get(str(_key_id(e)))) for e in entries]
+        checks = [(key, _signature(e), canonical_json(e.body)) for e, key in keyed if key]
+        valid = iter(check_many(checks))
+        for entry, key in keyed:  # the first bad entry in leaf order is the one named
+            if key is None:
+                raise SignatureError(
+                    f"entry {entry.leaf_index} is signed by key {str(_key_id(entry))[:16]}, "
+                    "which the server does not list as a recorder key"
+                )
+            if not next(valid):
+                raise SignatureError(
+                    f"the signature of entry {entry.leaf_index} does not match its body"
+                )
 
     @property
     def ledger_id(self) -> str:
@@ -264,6 +299,7 @@ class RemoteLedger:
                 [_hex(h) for h in proof.get("hashes", [])],
                 checkpoint.root_hash,
             )
+            self._check_signatures([stored])
         return stored
 
     def page(
@@ -289,6 +325,7 @@ class RemoteLedger:
                 raise InclusionProofError("the page's multiproof lists other leaves")
             leaves = {e.leaf_index: e.leaf_hash for e in entries}
             multiproof.verify(proof, leaves, checkpoint.root_hash)
+            self._check_signatures(entries)
         next_cursor = answer.get("next_cursor")
         return entries, next_cursor if isinstance(next_cursor, str) else None
 
@@ -505,9 +542,39 @@ def _hex(value: object) -> bytes:
         raise InclusionProofError("a proof hash is not hex") from exc
 
 
+def _recorder_keys(listing: Mapping[str, Any]) -> dict[str, VerifyingKey]:
+    """The listing's recorder keys whose ids match their bytes (others are ignored)."""
+    found: dict[str, VerifyingKey] = {}
+    items = listing.get("recorder_keys")
+    for item in items if isinstance(items, list) else []:
+        if not isinstance(item, Mapping) or not isinstance(item.get("public_key"), str):
+            continue
+        try:
+            key = VerifyingKey(base64.b64decode(item["public_key"], validate=True))
+        except (ValueError, InputError):
+            continue  # not base64, not a usable Ed25519 key
+        if item.get("key_id") == key.key_id:
+            found[key.key_id] = key
+    return found
+
+
+def _key_id(entry: StoredEntry) -> object:
+    return entry.entry.get("key_id")
+
+
+def _signature(entry: StoredEntry) -> bytes:
+    sig = entry.entry.get("sig")
+    try:
+        return base64.b64decode(sig if isinstance(sig, str) else "", validate=True)
+    except ValueError as exc:
+        raise SignatureError(f"the signature of entry {entry.leaf_index} is not base64") from exc
+
+
 def _stored(item: object) -> StoredEntry:
     if not isinstance(item, Mapping) or not isinstance(item.get("entry"), Mapping):
         raise InclusionProofError("an answer's entry is not {leaf_index, entry}")
+    if not isinstance(item["entry"].get("body"), Mapping):
+        raise InclusionProofError("an answer's entry has no object body")
     index = item.get("leaf_index")
     if not isinstance(index, int) or isinstance(index, bool):
         raise InclusionProofError("an answer's entry has no integer leaf_index")
