@@ -7,6 +7,7 @@ gets a schema of its own, dropped afterwards, so tests never see each other's ro
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 from collections.abc import Callable, Iterator
@@ -44,6 +45,13 @@ def _postgres_base_url() -> str:
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
     """URL of a fresh, empty schema on the test PostgreSQL server."""
+    with fresh_postgres_schema() as url:
+        yield url
+
+
+@contextlib.contextmanager
+def fresh_postgres_schema() -> Iterator[str]:
+    """A fresh schema on the test server (skip without one), dropped afterwards: its URL."""
     base = _postgres_base_url()
     schema = f"t_{secrets.token_hex(6)}"
     admin = create_engine(base, isolation_level="AUTOCOMMIT")
@@ -54,10 +62,12 @@ def postgres_url() -> Iterator[str]:
         admin.dispose()
         pytest.fail(f"PostgreSQL at {POSTGRES_ENV} is unreachable: {exc}")
     sep = "&" if "?" in base else "?"
-    yield f"{base}{sep}options={quote(f'-csearch_path={schema}')}"
-    with admin.connect() as conn:
-        conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-    admin.dispose()
+    try:
+        yield f"{base}{sep}options={quote(f'-csearch_path={schema}')}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()
 
 
 @pytest.fixture(params=BACKENDS)

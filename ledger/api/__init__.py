@@ -30,7 +30,7 @@ __all__ = ["app_from_env", "create_app"]
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The FastAPI app serving the ledger that ``settings`` describe (default: environment)."""
     from ledger import __version__
-    from ledger.api import admin, routes
+    from ledger.api import admin, datasets, routes
     from ledger.api.errors import BodyLimit, install_handlers
     from ledger.api.service import Service
     from ledger.api.settings import ApiSettings
@@ -64,7 +64,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_handlers(app)
     app.include_router(routes.router)
     app.include_router(admin.router)
-    app.add_middleware(BodyLimit, limit=api_settings.api_max_body_bytes)
+    app.include_router(datasets.router)
+    app.add_middleware(
+        BodyLimit,
+        limit=api_settings.api_max_body_bytes,
+        paths={"/v1/manifests/verify": api_settings.api_max_pack_bytes},
+    )
     if api_settings.api_cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
 

@@ -15,6 +15,7 @@ Invariants:
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -120,24 +121,29 @@ class _TooLarge(StarletteHTTPException):
 
 
 class BodyLimit:
-    """ASGI middleware refusing request bodies over ``limit`` bytes with a JSON 413."""
+    """ASGI middleware refusing request bodies over ``limit`` bytes with a JSON 413.
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
+    ``paths`` maps an exact request path to its own limit (an uploaded evidence pack).
+    """
+
+    def __init__(self, app: ASGIApp, limit: int, paths: Mapping[str, int] | None = None) -> None:
         self.app = app
         self.limit = limit
+        self.paths = dict(paths or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.paths.get(scope.get("path", ""), self.limit)
         declared = dict(scope.get("headers") or []).get(b"content-length")
         if declared is not None:
             try:
-                too_big = int(declared) > self.limit
+                too_big = int(declared) > limit
             except ValueError:
                 too_big = False
             if too_big:
-                await self._refuse(send)
+                await self._refuse(send, limit)
                 return
         seen = 0
         started = False
@@ -147,8 +153,8 @@ class BodyLimit:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.limit:
-                    raise _TooLarge(self.limit)
+                if seen > limit:
+                    raise _TooLarge(limit)
             return message
 
         async def tracked(message: Message) -> None:
@@ -161,12 +167,10 @@ class BodyLimit:
             await self.app(scope, counted, tracked)
         except _TooLarge:
             if not started:
-                await self._refuse(send)
+                await self._refuse(send, limit)
 
-    async def _refuse(self, send: Send) -> None:
-        response = _answer(
-            413, "body_too_large", f"the request body is larger than {self.limit} bytes"
-        )
+    async def _refuse(self, send: Send, limit: int) -> None:
+        response = _answer(413, "body_too_large", f"the request body is larger than {limit} bytes")
         await response({"type": "http"}, _no_receive, send)
 
 

@@ -11,8 +11,14 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
+    "BuildBrief",
+    "BuildOut",
     "CheckpointOut",
     "ConsistencyProofOut",
+    "DatasetAuditOut",
+    "DatasetListOut",
+    "DatasetOut",
+    "DatasetSummaryOut",
     "EntryAnswer",
     "EntryItem",
     "EntryPage",
@@ -21,7 +27,9 @@ __all__ = [
     "ReceiptOut",
     "ReceiptsOut",
     "SealedBatch",
+    "StoredPackOut",
     "TokenIn",
+    "VerifyOut",
 ]
 
 
@@ -99,3 +107,75 @@ class TokenIn(_Strict):
 class KeyIn(_Strict):
     name: str = Field(min_length=1, max_length=128)
     public_key: str = Field(description="Base64 of the raw 32-byte Ed25519 public key.")
+
+
+class BuildBrief(BaseModel):
+    seq: int
+    version: str | None
+    tree_size: int
+    built_at: str
+    examples: int
+
+
+class DatasetSummaryOut(BaseModel):
+    name: str
+    entries: int = Field(description="Entries recorded with this dataset label.")
+    builds: int = Field(description="Evidence packs built under this name.")
+    latest_build: BuildBrief | None
+
+
+class DatasetListOut(BaseModel):
+    datasets: list[DatasetSummaryOut]
+
+
+class StoredPackOut(BaseModel):
+    sha256: str = Field(description="SHA-256 of the stored zip (what /manifest serves).")
+    size: int
+    stored_at: str
+
+
+class BuildOut(BaseModel):
+    seq: int
+    name: str
+    version: str | None
+    tree_size: int
+    root_hash: str
+    checkpoint: str = Field(description="The signed checkpoint note the pack proves against.")
+    manifest_sha256: str
+    examples: int
+    built_at: str
+    stored: bool
+    pack: StoredPackOut | None
+    consistency_proof: ConsistencyProofOut | None = Field(
+        description="RFC 9162 proof from the build's tree size to the answer's checkpoint."
+    )
+
+
+class DatasetOut(BaseModel):
+    name: str
+    entries: int
+    checkpoint: CheckpointOut
+    builds: list[BuildOut]
+
+
+class DatasetAuditOut(BaseModel):
+    name: str
+    build: BuildOut
+    summary: dict[str, Any] = Field(description="The signed statement's predicate summary.")
+    purpose: str | None
+    subject: list[dict[str, Any]]
+    envelope: dict[str, Any] = Field(
+        description="manifest.dsse.json as stored: verify its signature with the log key."
+    )
+
+
+class VerifyOut(BaseModel):
+    ok: bool
+    passed: list[str]
+    failure: dict[str, str] | None
+    policy_differences: list[dict[str, Any]]
+    example_verdict_differences: int
+    summary: dict[str, Any]
+    verifier_key: str = Field(description="The log verifier key the pack was checked against.")
+    key_source: Literal["query", "log"]
+    note: str

@@ -21,6 +21,14 @@ class ApiSettings(Settings):
         ge=1024,
         description="Largest request body accepted; a larger one gets 413 before it is read.",
     )
+    api_max_pack_bytes: int = Field(
+        default=256 * 1024 * 1024,
+        ge=1024,
+        description=(
+            "Largest evidence pack accepted by POST /v1/manifests/verify (its own limit, in "
+            "place of api_max_body_bytes); a larger one gets 413."
+        ),
+    )
     api_max_page: int = Field(
         default=1000, ge=1, le=10_000, description="Largest `limit` of an entry listing."
     )

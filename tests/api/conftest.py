@@ -77,46 +77,64 @@ def fill(home: Path, database_url: str | None, count: int, start: int = 0) -> tu
 ServeFactory = Callable[..., Served]
 
 
+def open_served(home: Path, database_url: str, count: int = 12, **extra: Any) -> Served:
+    """A served ledger with ``count`` entries and one token of every kind (close it after)."""
+    ledger_id, verifier_key = fill(home, database_url, count)
+    settings = api_settings(home, database_url, **extra)
+    app = create_app(settings)
+    service = app.state.service
+    writer = service.writer
+    key = SigningKey.generate()
+    register_recorder_key(writer, key.public_key.raw, "test-recorder")
+    engine = writer.store.engine
+    tokens = {
+        role: create_token(engine, role=role, name=role, **kw)[0]
+        for role, kw in (
+            ("admin", {}),
+            ("auditor", {}),
+            ("recorder", {"recorder_key_id": key.key_id}),
+        )
+    }
+    tokens["scoped_beta"] = create_token(
+        engine, role="auditor", name="beta only", datasets=["beta"]
+    )[0]
+    tokens["expired"] = create_token(
+        engine, role="admin", name="old", expires_in=timedelta(seconds=-1)
+    )[0]
+    revoked, info = create_token(engine, role="admin", name="gone")
+    revoke_token(engine, info.token_id)
+    tokens["revoked"] = revoked
+    return Served(app, TestClient(app), tokens, key, ledger_id, verifier_key, settings)
+
+
+def build_alpha_pack(served: Served, folder: Path) -> Path:
+    """Build 1, dataset name ``alpha``: a stored evidence pack zip of one unlinked example."""
+    from ledger.manifest import build
+    from tests.audit.helpers import chat_row, write_jsonl
+
+    dataset = write_jsonl(folder / "alpha.jsonl", [chat_row("An answer written by a person.")])
+    writer = served.app.state.service.writer
+    return build(writer, [dataset], folder / "alpha-pack", name="alpha", zip_pack=True).path
+
+
+def close_served(served: Served) -> None:
+    served.client.close()
+    served.app.state.service.close()
+
+
 @pytest.fixture
 def serve(database_url: str, tmp_path: Path) -> Iterator[ServeFactory]:
     """Build a served ledger with ``count`` entries; everything closed at teardown."""
     opened: list[Served] = []
 
     def factory(count: int = 12, **extra: Any) -> Served:
-        home = tmp_path / "home"
-        ledger_id, verifier_key = fill(home, database_url, count)
-        settings = api_settings(home, database_url, **extra)
-        app = create_app(settings)
-        service = app.state.service
-        writer = service.writer
-        key = SigningKey.generate()
-        register_recorder_key(writer, key.public_key.raw, "test-recorder")
-        engine = writer.store.engine
-        tokens = {
-            role: create_token(engine, role=role, name=role, **kw)[0]
-            for role, kw in (
-                ("admin", {}),
-                ("auditor", {}),
-                ("recorder", {"recorder_key_id": key.key_id}),
-            )
-        }
-        tokens["scoped_beta"] = create_token(
-            engine, role="auditor", name="beta only", datasets=["beta"]
-        )[0]
-        tokens["expired"] = create_token(
-            engine, role="admin", name="old", expires_in=timedelta(seconds=-1)
-        )[0]
-        revoked, info = create_token(engine, role="admin", name="gone")
-        revoke_token(engine, info.token_id)
-        tokens["revoked"] = revoked
-        served = Served(app, TestClient(app), tokens, key, ledger_id, verifier_key, settings)
+        served = open_served(tmp_path / "home", database_url, count, **extra)
         opened.append(served)
         return served
 
     yield factory
     for served in opened:
-        served.client.close()
-        served.app.state.service.close()
+        close_served(served)
 
 
 @pytest.fixture

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.api.conftest import Served
+from tests.api.conftest import Served, build_alpha_pack
 
 CALLERS = ("none", "expired", "revoked", "recorder", "auditor", "scoped_beta", "admin")
 PUBLIC = dict.fromkeys(CALLERS, 200)
 AUDITOR = {"none": 401, "expired": 401, "revoked": 401, "recorder": 403, "auditor": 200,
            "scoped_beta": 200, "admin": 200}  # fmt: skip
 ADMIN = {**AUDITOR, "auditor": 403, "scoped_beta": 403}
+NOT_BETA = {**AUDITOR, "scoped_beta": 403}  # a dataset route of alpha
 RECORDER = {**AUDITOR, "recorder": 200, "auditor": 403, "scoped_beta": 403, "admin": 403}
 
 # (method, route path as declared, concrete path, expected status by caller). Leaf 0 is in
@@ -30,6 +32,13 @@ MATRIX: list[tuple[str, str, str, dict[str, int]]] = [
     ("GET", "/v1/policies", "/v1/policies", AUDITOR),
     ("GET", "/v1/policies/{provider}", "/v1/policies/anthropic", AUDITOR),
     ("GET", "/v1/audit/conduct", "/v1/audit/conduct", AUDITOR),
+    ("GET", "/v1/datasets", "/v1/datasets", AUDITOR),
+    ("GET", "/v1/datasets/{name}", "/v1/datasets/alpha", NOT_BETA),
+    ("GET", "/v1/datasets/{name}", "/v1/datasets/beta", AUDITOR),
+    ("GET", "/v1/datasets/{name}/audit", "/v1/datasets/alpha/audit", NOT_BETA),
+    ("GET", "/v1/datasets/{name}/manifest", "/v1/datasets/alpha/manifest?build=1", NOT_BETA),
+    ("GET", "/v1/datasets/{name}/report", "/v1/datasets/alpha/report", NOT_BETA),
+    ("POST", "/v1/manifests/verify", "/v1/manifests/verify", AUDITOR),
     ("POST", "/v1/entries", "/v1/entries", RECORDER),
     ("GET", "/v1/admin/tokens", "/v1/admin/tokens", ADMIN),
     ("POST", "/v1/admin/tokens", "/v1/admin/tokens", {**ADMIN, "admin": 201}),
@@ -64,8 +73,11 @@ def test_the_matrix_covers_every_route(served: Served) -> None:
 
 @pytest.mark.parametrize(("method", "route", "path", "expected"), MATRIX)
 def test_authorization_matrix(
-    served: Served, method: str, route: str, path: str, expected: dict[str, int]
+    served: Served, method: str, route: str, path: str, expected: dict[str, int], tmp_path: Path
 ) -> None:
+    pack = None
+    if route.startswith(("/v1/datasets/{name}/", "/v1/manifests/")):
+        pack = build_alpha_pack(served, tmp_path).read_bytes()
     for n, caller in enumerate(CALLERS):
         concrete = path
         if "{victim}" in path:
@@ -74,9 +86,14 @@ def test_authorization_matrix(
             _, info = create_token(served.app.state.service.writer.store.engine, role="auditor",
                                    name="victim")  # fmt: skip
             concrete = path.replace("{victim}", info.token_id)
-        response = served.client.request(
-            method, concrete, headers=served.headers(caller), json=_body(served, method, route, n)
-        )
+        if route == "/v1/manifests/verify":
+            headers = {**served.headers(caller), "Content-Type": "application/zip"}
+            response = served.client.post(concrete, headers=headers, content=pack)
+        else:
+            body = _body(served, method, route, n)
+            response = served.client.request(
+                method, concrete, headers=served.headers(caller), json=body
+            )
         assert response.status_code == expected[caller], (caller, response.text)
         if response.status_code >= 400:
             error = response.json()["error"]

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 
-from tests.api.conftest import Served
+from tests.api.conftest import Served, build_alpha_pack
 
 CASES = 1200
 
 
-def test_generated_requests_never_get_a_server_error(served: Served) -> None:
+def test_generated_requests_never_get_a_server_error(served: Served, tmp_path: Path) -> None:
+    build_alpha_pack(served, tmp_path)  # so the dataset routes have a stored pack to serve
     schema = schemathesis.openapi.from_asgi("/openapi.json", served.app)
     seen = {"cases": 0}
     problems: list[str] = []
