@@ -62,7 +62,8 @@ Detectors and their thresholds (:class:`ConductThresholds`, defaults in brackets
 
 from __future__ import annotations
 
-from ledger.policy.conduct.detection import detect
+from ledger.policy.conduct.columns import CallColumns
+from ledger.policy.conduct.detection import detect, detect_columns
 from ledger.policy.conduct.model import (
     CONSUMER_WEB_HOSTS,
     DEFAULT_OFFICIAL_HOSTS,
@@ -78,10 +79,12 @@ __all__ = [
     "CONSUMER_WEB_HOSTS",
     "DEFAULT_OFFICIAL_HOSTS",
     "SAFETY_FINISH_REASONS",
+    "CallColumns",
     "ConductThresholds",
     "EntryLike",
     "Finding",
     "RulesLookup",
     "detect",
+    "detect_columns",
     "load_conduct_config",
 ]

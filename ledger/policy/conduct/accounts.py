@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from ledger.policy.conduct.calls import Call, Draft, listed, short, short_accounts
 from ledger.policy.conduct.model import ConductThresholds, Severity
 
-_LEDGER_ORG = "(ledger)"
+LEDGER_ORG = "(ledger)"
 
 
 # --------------------------------------------------------------------------------------------
@@ -119,7 +119,7 @@ def multi_account(calls: Sequence[Call], th: ConductThresholds) -> list[Draft]:
             # Sessions are grouped by the organization the caller chose (sent), not the one the
             # provider reports: every personal account is its own provider organization, so
             # grouping by that would hide exactly the many-accounts pattern.
-            groups.setdefault((call.provider, call.sent_org or _LEDGER_ORG), []).append(call)
+            groups.setdefault((call.provider, call.sent_org or LEDGER_ORG), []).append(call)
     drafts: list[Draft] = []
     for (provider, org), group in groups.items():
         for members, cluster in _overlapping_sessions(
@@ -133,7 +133,7 @@ def multi_account(calls: Sequence[Call], th: ConductThresholds) -> list[Draft]:
                 severity = "high"
             elif len(members) >= th.multi_account_many_accounts:
                 severity = "medium"
-            who = "" if org == _LEDGER_ORG else f" under organization {org}"
+            who = "" if org == LEDGER_ORG else f" under organization {org}"
             pattern = (
                 f"{len(members)} accounts were used against {provider}{who} in overlapping "
                 f"sessions ({len(cluster)} calls)"

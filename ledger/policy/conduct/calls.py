@@ -55,7 +55,7 @@ def iso(t: float) -> str:
     return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def _mapping(value: object) -> Mapping[str, Any]:
+def mapping_or_empty(value: object) -> Mapping[str, Any]:
     # Bodies parsed from JSON hold plain dicts; the ABC check is the slow path for the rest.
     if type(value) is dict or isinstance(value, Mapping):
         return cast(Mapping[str, Any], value)
@@ -69,7 +69,7 @@ def _opt_str(value: object) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def _is_exhausted(status: int | None, rate_limit: Mapping[str, Any]) -> bool:
+def is_exhausted(status: int | None, rate_limit: Mapping[str, Any]) -> bool:
     if status == 429:
         return True
     for name, value in rate_limit.items():
@@ -102,7 +102,7 @@ def normalize(item: EntryLike | tuple[int, Mapping[str, Any]]) -> Call | None:
         key_id = None
     else:
         leaf, body = item.leaf_index, item.body
-        key_id = _opt_str(_mapping(getattr(item, "entry", None)).get("key_id"))
+        key_id = _opt_str(mapping_or_empty(getattr(item, "entry", None)).get("key_id"))
     # One reader for every layer (ledger.entry_body): the time is started_at else recorded_at,
     # aware UTC; the model is the one the caller asked for, so that a 429 (no response model)
     # and the retry after it group together; ``org`` is the organization the provider
@@ -123,7 +123,7 @@ def normalize(item: EntryLike | tuple[int, Mapping[str, Any]]) -> Call | None:
         model=view.requested_model,
         host=view.host,
         status=view.status,
-        exhausted=_is_exhausted(view.status, view.rate_limit),
+        exhausted=is_exhausted(view.status, view.rate_limit),
         refusal=refusal,
         request_sha256=view.request_sha256,
         user_agent=view.user_agent,

@@ -6,6 +6,9 @@ Invariants:
   (``ledger.policy.conduct_rules`` unless another is given).
 - Calls are sorted by (time, leaf index) once, before any detector runs; ``self-hosted`` calls
   are dropped (open weights on one's own server answer to no provider's terms).
+- Entries are kept as compact columns (:mod:`ledger.policy.conduct.columns`) and only the calls
+  of groups a detector may fire on become ``Call`` objects; the findings are those of every
+  detector over every call (``detect_columns(..., prune=False)``), which a test checks.
 - Clauses are those in force at the finding's first entry; findings come out most severe first,
   then by time, kind and entries, so equal input gives equal output.
 """
@@ -18,7 +21,8 @@ from typing import Any
 
 from ledger.errors import InputError
 from ledger.policy.conduct.accounts import key_sharing, multi_account, rate_limit_evasion
-from ledger.policy.conduct.calls import Call, Draft, iso, normalize
+from ledger.policy.conduct.calls import Call, Draft, iso
+from ledger.policy.conduct.columns import CallColumns
 from ledger.policy.conduct.endpoints import HostClassifier, identity_spoofing, unofficial_endpoint
 from ledger.policy.conduct.model import (
     DEFAULT_OFFICIAL_HOSTS,
@@ -64,20 +68,58 @@ def detect(
         ...              "endpoint": {"host": "chatgpt.com"}})])[0].kind
         'unofficial-endpoint'
     """
-    th = thresholds or ConductThresholds()
-    hosts = dict(DEFAULT_OFFICIAL_HOSTS)
-    for provider, patterns in (official_hosts or {}).items():
-        hosts[provider] = frozenset(p.lower() for p in patterns)
-    classify = HostClassifier(hosts)
-    calls: list[Call] = []
+    columns = CallColumns()
     for item in entries:
-        if isinstance(item, tuple) and not isinstance(item[1], Mapping):
-            raise InputError(f"entry {item[0]}: the body is not a JSON object")
-        call = normalize(item)
-        # Open weights on one's own server answer to no provider's terms of service.
-        if call is not None and call.provider != "self-hosted":
-            calls.append(call)
-    calls.sort(key=lambda c: (c.t, c.leaf))
+        if isinstance(item, tuple):
+            leaf, body = item
+            if not isinstance(body, Mapping):
+                raise InputError(f"entry {leaf}: the body is not a JSON object")
+            columns.add(leaf, body)
+        else:
+            signed = getattr(item, "entry", None)
+            key_id = signed.get("key_id") if isinstance(signed, Mapping) else None
+            columns.add(
+                item.leaf_index, item.body, key_id if isinstance(key_id, str) and key_id else None
+            )
+    return detect_columns(
+        columns, thresholds=thresholds, official_hosts=official_hosts, rules=rules
+    )
+
+
+def detect_columns(
+    columns: CallColumns,
+    *,
+    thresholds: ConductThresholds | None = None,
+    official_hosts: Mapping[str, set[str] | frozenset[str]] | None = None,
+    rules: RulesLookup | None = None,
+    prune: bool = True,
+) -> list[Finding]:
+    """:func:`detect` over calls already collected in ``columns`` (e.g. during another pass
+    over the log). ``prune=False`` hands every call to every detector (the plain path, which
+    gives the same findings, slower)."""
+    th = thresholds or ConductThresholds()
+    classify = HostClassifier(official_hosts_table(official_hosts))
+    calls = columns.calls(th, classify, prune=prune)
+    return run_detectors(calls, th, classify, rules)
+
+
+def official_hosts_table(
+    overrides: Mapping[str, set[str] | frozenset[str]] | None,
+) -> dict[str, frozenset[str]]:
+    """The default official hosts with ``overrides`` replacing the providers they name."""
+    hosts = dict(DEFAULT_OFFICIAL_HOSTS)
+    for provider, patterns in (overrides or {}).items():
+        hosts[provider] = frozenset(p.lower() for p in patterns)
+    return hosts
+
+
+def run_detectors(
+    calls: list[Call],
+    th: ConductThresholds,
+    classify: HostClassifier,
+    rules: RulesLookup | None = None,
+) -> list[Finding]:
+    """Every detector over ``calls`` (sorted by time, then leaf), findings cited and sorted."""
     drafts = [
         *multi_account(calls, th),
         *rate_limit_evasion(calls, th),

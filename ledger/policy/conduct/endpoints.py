@@ -108,7 +108,7 @@ def unofficial_endpoint(calls: Sequence[Call], classify: HostClassifier) -> list
 # 5. identity-spoofing
 
 
-def _identity_problem(call: Call, classify: HostClassifier) -> tuple[Severity, str] | None:
+def identity_problem(call: Call, classify: HostClassifier) -> tuple[Severity, str] | None:
     """What in the call's client identity contradicts itself, with a severity, or ``None``."""
     headers = call.sdk_headers
     if headers is None:  # the recorder captured no SDK headers: nothing to compare
@@ -164,7 +164,7 @@ def identity_spoofing(calls: Sequence[Call], classify: HostClassifier) -> list[D
     groups: dict[tuple[str, str | None, str, str], list[Call]] = {}
     severities: dict[tuple[str, str | None, str, str], Severity] = {}
     for call in calls:
-        problem = _identity_problem(call, classify)
+        problem = identity_problem(call, classify)
         if problem is None:
             continue
         severity, reason = problem
