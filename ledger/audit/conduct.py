@@ -1,37 +1,29 @@
-"""The conduct part of a dataset audit: the detectors over the ledger's entries, run in a worker
-interpreter while the main process builds the index and matches the dataset.
+"""The conduct part of a dataset audit: the detectors over the entries the audit reads anyway.
 
 Invariants:
 
-- The worker reads the same log the audit reads (its own read-only connection to the same
-  database) and runs :func:`ledger.policy.conduct.detect` over every entry the audit considers
-  (the ``datasets`` filter applies); the caller keeps the findings that involve a linked entry.
-- A ledger a child process cannot open (in-memory SQLite), or a worker that cannot start,
-  falls back to the same pass in this process, after the caller asks for the result.
-- The worker is a child interpreter of :mod:`ledger.log.workers` (never ``multiprocessing``:
-  an unguarded user script would run again); only the findings cross the pipe.
+- One pass over the log: the audit's own first pass (which builds the fingerprint index)
+  hands every body it reads to :meth:`ConductPass.add`, which keeps only the facts the
+  detectors read, as compact columns (:class:`ledger.policy.conduct.CallColumns`); the log is
+  not read a second time for conduct, and no worker interpreter is needed.
+- The detectors see every entry the audit considers (the ``datasets`` filter applies), with the
+  findings of :func:`ledger.policy.conduct.detect` over those entries; the audit keeps those
+  that involve a linked entry (:meth:`ConductPass.findings`).
+- The columns are freed as soon as the findings are made (right after the pass, before the
+  dataset is matched).
 """
 
 from __future__ import annotations
 
-import logging
-import sys
-import threading
 from collections.abc import Iterator, Mapping
 from typing import Any
 
 import orjson
 
-from ledger.log.schema import make_engine
 from ledger.log.store import LogStore
-from ledger.log.workers import WorkerError, WorkerPool
-from ledger.policy.conduct import ConductThresholds, Finding, detect
+from ledger.policy.conduct import CallColumns, ConductThresholds, Finding, detect_columns
 
-__all__ = ["ConductJob", "entry_bodies", "slim_body"]
-
-log = logging.getLogger(__name__)
-
-_worker: dict[str, Any] = {}
+__all__ = ["ConductPass", "entry_bodies"]
 
 
 def entry_bodies(
@@ -50,118 +42,42 @@ def entry_bodies(
         yield leaf, entry_id, body
 
 
-def slim_body(body: dict[str, Any], seen: dict[Any, Any]) -> dict[str, Any]:
-    """``body`` reduced to what the detectors read, its repeated values shared.
-
-    The detectors keep one record per call holding strings and the SDK header mapping of its
-    body; across a million calls most of those repeat, so one copy of each is kept.
-    """
-    client = body.get("client")
-    if type(client) is dict:
-        headers = client.get("headers")
-        if type(headers) is dict:
-            try:
-                key = tuple(sorted(headers.items()))
-                client["headers"] = seen.setdefault(key, headers)
-            except TypeError:
-                pass  # unhashable header values: keep the body's own mapping
-    for name in ("provider", "account", "request_model", "response_model", "recorder"):
-        value = body.get(name)
-        if type(value) is str:
-            body[name] = sys.intern(value)
-    for name in ("endpoint", "org_headers", "response_org_headers"):
-        mapping = body.get(name)
-        if type(mapping) is dict:
-            for field_name, value in mapping.items():
-                if type(value) is str:
-                    mapping[field_name] = sys.intern(value)
-    for name in ("outputs", "usage", "tags", "output_sha256"):
-        body.pop(name, None)
-    return body
-
-
-def _findings(
-    store: LogStore,
-    datasets: frozenset[str | None] | None,
-    thresholds: ConductThresholds | None,
-    hosts: Mapping[str, frozenset[str]] | None,
-) -> list[Finding]:
-    seen: dict[Any, Any] = {}
-    calls = ((leaf, slim_body(body, seen)) for leaf, _, body in entry_bodies(store, datasets))
-    return detect(calls, thresholds=thresholds, official_hosts=hosts)
-
-
-def _init_worker(
-    url: str,
-    datasets: frozenset[str | None] | None,
-    thresholds: ConductThresholds | None,
-    hosts: Mapping[str, frozenset[str]] | None,
-) -> None:
-    _worker.update(
-        store=LogStore(make_engine(url, pool_size=1)),
-        datasets=datasets,
-        thresholds=thresholds,
-        hosts=hosts,
-    )
-
-
-def _run_worker(_: object) -> list[Finding]:
-    return _findings(_worker["store"], _worker["datasets"], _worker["thresholds"], _worker["hosts"])
-
-
-class ConductJob:
-    """The conduct pass, started at once in a worker; :meth:`result` waits for its findings."""
+class ConductPass:
+    """Collects the detectors' facts during the audit's pass; :meth:`findings` judges them."""
 
     def __init__(
         self,
-        store: LogStore,
-        datasets: frozenset[str | None] | None,
         thresholds: ConductThresholds | None,
         hosts: Mapping[str, frozenset[str]] | None,
     ) -> None:
-        self._args = (store, datasets, thresholds, hosts)
+        self._thresholds = thresholds
+        self._hosts = hosts
+        self._columns = CallColumns()
         self._found: list[Finding] | None = None
-        self._error: BaseException | None = None
-        self._thread: threading.Thread | None = None
-        self._pool: WorkerPool | None = None
-        url = store.engine.url
-        if url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:"):
-            return  # a child cannot see this database: run in-process on result()
-        try:
-            pool = WorkerPool(
-                1,
-                f"{__name__}:_run_worker",
-                f"{__name__}:_init_worker",
-                (url.render_as_string(hide_password=False), datasets, thresholds, hosts),
-            )
-        except WorkerError as exc:
-            log.warning("ledger: conduct pass in this process: %s", exc)
-            return
-        self._pool = pool
 
-        def drive() -> None:
-            try:
-                with pool:
-                    self._found = next(iter(pool.map([None])))
-            except BaseException as exc:  # re-raised by result() in the caller's thread
-                self._error = exc
+    def add(self, leaf: int, body: Mapping[str, Any]) -> None:
+        """One entry body the audit read (before it changes the body)."""
+        self._columns.add(leaf, body)
 
-        # The driver thread only waits on the worker's pipe, so it costs this process nothing.
-        self._thread = threading.Thread(target=drive, name="ledger-audit-conduct", daemon=True)
-        self._thread.start()
+    def detect(self) -> None:
+        """Run the detectors over what was collected, and free the columns.
 
-    def cancel(self) -> None:
-        """Stop the worker (the audit failed before it needed the findings)."""
-        if self._pool is not None:
-            self._pool.close()
-        if self._thread is not None:
-            self._thread.join()
+        Called right after the pass, before matching, so the columns never coexist with the
+        matching's peak.
+        """
+        columns, self._columns = self._columns, CallColumns()
+        self._found = detect_columns(
+            columns, thresholds=self._thresholds, official_hosts=self._hosts
+        )
 
-    def result(self) -> list[Finding]:
-        """The findings (waiting for the worker, or running the pass here)."""
-        if self._thread is None:
-            return _findings(*self._args)
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-        return self._found or []
+    def findings(self, linked: bytearray) -> list[Finding]:
+        """The findings that involve at least one entry marked in ``linked`` (by leaf).
+
+        A 429 is never linked itself, but the evasion after it may be: a finding is kept when
+        any of its entries is linked.
+        """
+        if self._found is None:
+            self.detect()
+        size = len(linked)
+        found = self._found or []
+        return [f for f in found if any(linked[leaf] for leaf in f.leaf_indexes if leaf < size)]

@@ -5,12 +5,12 @@ Invariants:
 - The ledger is only read (entries in bulk, in leaf order); the index is rebuilt in memory from
   the signed bodies on every audit (:mod:`ledger.audit.index`), so the audit trusts exactly the
   log ``ledger verify`` checks and nothing else.
-- Two passes over the log at most in this process: one builds the fingerprint index and groups
-  entries by what decides their verdict; a second runs only when some turn is left for the
-  ``near`` stage, and reads the sketches. The conduct detectors read the log in a worker
-  interpreter meanwhile (:mod:`ledger.audit.conduct`); their findings are kept when they
-  involve a linked entry. The dataset is read once, streaming; only each row's place and its
-  turns' matches are kept, and results (:mod:`ledger.audit.results`) replace them in place.
+- Two passes over the log at most: one builds the fingerprint index, groups entries by what
+  decides their verdict and collects the conduct detectors' facts (:mod:`ledger.audit.conduct`,
+  whose findings are kept when they involve a linked entry); a second runs only when some turn
+  is left for the ``near`` stage, and reads the sketches. The dataset is read once, streaming;
+  only each row's place and its turns' matches are kept, and results
+  (:mod:`ledger.audit.results`) replace them in place.
 - Verdicts come from the policy engine (through :class:`ledger._judge.Judge`) for the audit's
   declared purpose, with the organization profile and each entry's own facts. Entries that
   agree on provider, model, host, output modality, UTC day, recorded purpose, dataset and own
@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from ledger._judge import Judge
-from ledger.audit.conduct import ConductJob, entry_bodies
+from ledger.audit.conduct import ConductPass, entry_bodies
 from ledger.audit.index import ID, FingerprintIndex, IndexBuilder, id_key
 from ledger.audit.matching import (
     DEFAULT_NEAR_THRESHOLD,
@@ -137,6 +137,7 @@ class _Run:
         wrappers: Sequence[str],
         near_threshold: float,
         progress: Progress | None,
+        conduct: ConductPass | None,
     ) -> None:
         self.store = store
         self.keys = keys
@@ -146,6 +147,7 @@ class _Run:
         self.wrappers = wrappers
         self.near = NearIndex(near_threshold)
         self.progress = progress
+        self.conduct = conduct
         self.groups: list[_Group] = []
         self.group_of_key: dict[tuple[Any, ...], int] = {}
         self.leaf_group = array("I")
@@ -159,11 +161,13 @@ class _Run:
         """The first pass: the fingerprint index and the verdict groups."""
         builder = IndexBuilder()
         total = self.store.size()
-        groups, leaf_group = self.group_of_key, self.leaf_group
+        groups, leaf_group, conduct = self.group_of_key, self.leaf_group, self.conduct
         for leaf, entry_id, body in entry_bodies(self.store, self.datasets):
             while len(leaf_group) < leaf:
                 leaf_group.append(_NO_GROUP)
             builder.add_entry(leaf, entry_id, body)
+            if conduct is not None:
+                conduct.add(leaf, body)
             key = _group_key(body)
             number = groups.get(key)
             if number is None:
@@ -310,6 +314,7 @@ def audit_dataset(
         wrappers=wrappers,
         near_threshold=near_threshold,
         progress=progress,
+        conduct=ConductPass(conduct_thresholds, official_hosts) if conduct else None,
     )
     # Settle what can be wrong with the input before the (long) first pass over the log.
     if format not in FORMATS:
@@ -321,68 +326,55 @@ def audit_dataset(
             raise InputError(f"no dataset file {name}")
     compile_wrappers(wrappers)
     rows = read_dataset(files, format=format, text_field=text_field, id_field=id_field)
-    # The conduct detectors read the log in a worker while this process builds the index.
-    job = ConductJob(store, run.datasets, conduct_thresholds, official_hosts) if conduct else None
-    try:
-        index = run.build_index()
-        slot_keys = run.resolve_keys(index)
-        run._slots = {index.datasets[slot]: slot for slot in slot_keys}
-        matcher = Matcher(index, slot_keys, wrappers=wrappers)
+    index = run.build_index()
+    if run.conduct is not None:
+        run.conduct.detect()
+    slot_keys = run.resolve_keys(index)
+    run._slots = {index.datasets[slot]: slot for slot in slot_keys}
+    matcher = Matcher(index, slot_keys, wrappers=wrappers)
 
-        # Only the row's place is kept, never its text: a million rows would not fit otherwise.
-        examples: list[Any] = []  # _Pending, replaced in place by ExampleResult when tallied
-        bad: list[BadRow] = []
-        id_findings: list[IdFinding] = []
-        linked = bytearray(len(run.leaf_group))
-        for item in rows:
-            if isinstance(item, BadRow):
-                if strict:
-                    raise InputError(f"bad row {item}")
-                bad.append(item)
-                continue
-            turns = _match_example(item, len(examples), index, matcher, run.near, id_findings)
-            for turn in turns:
-                for link in turn.links:
-                    linked[link.leaf_index] = 1
-            examples.append(_Pending(item.index, item.file, item.line, turns))
-            if len(examples) % 10_000 == 0:
-                run._tick("dataset", len(examples), None)
-
-        near_hits: dict[int, list[tuple[int, int, float]]] = {}
-        if len(run.near):
-            run.second_pass(near_hits)
-        by_turn: dict[tuple[int, int], dict[tuple[int, int], Link]] = {}
-        for number, hits in near_hits.items():
-            ref = run.near.turns[number]
-            assert isinstance(ref, tuple)  # noqa: S101 - set by _match_example
-            found = by_turn.setdefault(ref, {})
-            for leaf, out, score in hits:
-                best = found.get((leaf, out))
-                if best is None or (best.similarity or 0.0) < score:
-                    found[(leaf, out)] = Link(leaf, "near", out, "sketch", score)
-        for (position, turn_number), links in by_turn.items():
-            ordered = sorted(links.values(), key=lambda x: (-(x.similarity or 0.0), x.leaf_index))
-            # Candidates clearly less similar than the best are not alternatives to it.
-            top = ordered[0].similarity or 0.0
-            ordered = [x for x in ordered if (x.similarity or 0.0) >= top - NEAR_MARGIN]
-            several = len({link.leaf_index for link in ordered}) > 1
-            examples[position].turns[turn_number] = TurnMatch(
-                "near", tuple(ordered), ambiguous=several
-            )
-            for link in ordered:
+    # Only the row's place is kept, never its text: a million rows would not fit otherwise.
+    examples: list[Any] = []  # _Pending, replaced in place by ExampleResult when tallied
+    bad: list[BadRow] = []
+    id_findings: list[IdFinding] = []
+    linked = bytearray(len(run.leaf_group))
+    for item in rows:
+        if isinstance(item, BadRow):
+            if strict:
+                raise InputError(f"bad row {item}")
+            bad.append(item)
+            continue
+        turns = _match_example(item, len(examples), index, matcher, run.near, id_findings)
+        for turn in turns:
+            for link in turn.links:
                 linked[link.leaf_index] = 1
-        # Conduct findings that involve at least one linked entry (a 429 is never linked itself,
-        # but the evasion after it may be).
-        all_findings = job.result() if job is not None else []
-        findings = [
-            f
-            for f in all_findings
-            if any(linked[leaf] for leaf in f.leaf_indexes if leaf < len(linked))
-        ]
-    except BaseException:
-        if job is not None:
-            job.cancel()
-        raise
+        examples.append(_Pending(item.index, item.file, item.line, turns))
+        if len(examples) % 10_000 == 0:
+            run._tick("dataset", len(examples), None)
+
+    near_hits: dict[int, list[tuple[int, int, float]]] = {}
+    if len(run.near):
+        run.second_pass(near_hits)
+    by_turn: dict[tuple[int, int], dict[tuple[int, int], Link]] = {}
+    for number, hits in near_hits.items():
+        ref = run.near.turns[number]
+        assert isinstance(ref, tuple)  # noqa: S101 - set by _match_example
+        found = by_turn.setdefault(ref, {})
+        for leaf, out, score in hits:
+            best = found.get((leaf, out))
+            if best is None or (best.similarity or 0.0) < score:
+                found[(leaf, out)] = Link(leaf, "near", out, "sketch", score)
+    for (position, turn_number), links in by_turn.items():
+        ordered = sorted(links.values(), key=lambda x: (-(x.similarity or 0.0), x.leaf_index))
+        # Candidates clearly less similar than the best are not alternatives to it.
+        top = ordered[0].similarity or 0.0
+        ordered = [x for x in ordered if (x.similarity or 0.0) >= top - NEAR_MARGIN]
+        several = len({link.leaf_index for link in ordered}) > 1
+        examples[position].turns[turn_number] = TurnMatch("near", tuple(ordered), ambiguous=several)
+        for link in ordered:
+            linked[link.leaf_index] = 1
+    # Conduct findings that involve at least one linked entry.
+    findings = run.conduct.findings(linked) if run.conduct is not None else []
     return _assemble(run, examples, bad, id_findings, findings, index, files, started)
 
 
