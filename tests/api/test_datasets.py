@@ -24,12 +24,16 @@ from ledger.crypto.merkle import verify_consistency
 from ledger.crypto.note import NoteVerifier, verify_checkpoint
 from ledger.errors import ConsistencyError
 from ledger.manifest import BuildResult, build, verify
+from ledger.manifest.pack import RECORDS
 from ledger.testing.fake_provider import FakeProviderServer
 from tests.api.conftest import Served, ServeFactory, close_served, open_served
 from tests.audit.conftest import fake_provider  # noqa: F401 - the shared stand-in teacher
 from tests.audit.helpers import FACTS
 from tests.conftest import BACKENDS, fresh_postgres_schema
 from tests.manifest.conftest import Scenario, scenario_on
+from tests.report.conftest import browser, page  # noqa: F401 - real headless Chromium
+from tests.report.helpers import checks, give_files, verdict, wait_done
+from tests.report.test_verify_browser import ALL_CHECKS
 
 
 @dataclass
@@ -240,6 +244,31 @@ def test_the_report_is_served_with_a_tight_policy(packs: Packs) -> None:
     message = _error(packs.get("/v1/datasets/tutor/report"), 404)
     assert "no report.html" in message
     assert "--no-report" in message
+
+
+def test_the_served_report_verifies_in_a_real_browser_under_its_policy(
+    packs: Packs,
+    page: Any,  # noqa: F811 - fails at teardown on any console error, a CSP violation included
+) -> None:
+    response = packs.get("/v1/datasets/tutor/report?build=2")
+    assert response.status_code == 200, response.text
+    # The browser gets exactly the service's answer, headers and all, at an https origin
+    # (WebCrypto needs a secure context), so it enforces the header's policy.
+    url = "https://ledger.test/v1/datasets/tutor/report"
+    page.route(
+        url,
+        lambda route: route.fulfill(
+            status=200, headers=dict(response.headers), body=response.content
+        ),
+    )
+    page.goto(url)
+    wait_done(page, 1)
+    # The pack's report embeds the proof and entries; the auditor drops the rest onto it.
+    folder = packs.folder.path
+    give_files(page, [folder / "manifest.dsse.json", folder / RECORDS, packs.scene.dataset])
+    found = {name: status for name, (status, _) in checks(page).items()}
+    assert found == dict.fromkeys(ALL_CHECKS, "pass")
+    assert verdict(page) == "pass"
 
 
 def test_unknown_names_builds_and_unstored_packs_are_404(packs: Packs) -> None:
