@@ -63,6 +63,15 @@ def build(home: Path, database_url: str | None, entries: int) -> None:
         if batch:
             lg.append_many(batch)
         lg.checkpoint()
+        if lg.store.engine.dialect.name == "postgresql":
+            # Fresh statistics, as autovacuum keeps them on a normal server: without them
+            # (autovacuum off, or just after this bulk load) PostgreSQL answers the filtered
+            # page from a bitmap of every matching row, 1.2 s instead of 0.4 ms at 1M.
+            from sqlalchemy import text
+
+            with lg.store.engine.begin() as conn:
+                conn.execute(text("ANALYZE entries"))
+                conn.execute(text("ANALYZE tree_hashes"))
 
 
 def tokens(home: Path, database_url: str | None) -> tuple[str, str, Any, str]:
