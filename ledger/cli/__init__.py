@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import importlib
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -84,8 +84,10 @@ def _root(
     set_overrides(home=home, database_url=db)
 
 
-def build_app(groups: Iterable[str] | None = None) -> typer.Typer:
-    """The root ``ledger`` app with the core commands and the named groups (default: all)."""
+def build_app(
+    groups: Iterable[str] | None = None, core: Collection[str] | None = None
+) -> typer.Typer:
+    """The root ``ledger`` app with the named groups and core commands (default: all)."""
     root = typer.Typer(
         name="ledger",
         help="Terms-of-service compliance and provenance ledger for model distillation.",
@@ -94,7 +96,7 @@ def build_app(groups: Iterable[str] | None = None) -> typer.Typer:
         add_completion=False,
     )
     root.callback()(_root)
-    log.register(root)
+    log.register(root, core)
     for name in _GROUPS if groups is None else groups:
         module, help_text = _GROUPS[name]
         root.add_typer(importlib.import_module(module).app, name=name, help=help_text)
@@ -102,7 +104,10 @@ def build_app(groups: Iterable[str] | None = None) -> typer.Typer:
 
 
 def _named_group(args: Sequence[str]) -> list[str] | None:
-    """The group the command line names, [] for a core command, None when unsure (help)."""
+    """The group the command line names, [] for a core command, None when unsure (help).
+
+    A core command comes back as ``[name]`` too; :func:`main` tells the two apart.
+    """
     skip = False
     for arg in args:
         if skip:
@@ -114,7 +119,7 @@ def _named_group(args: Sequence[str]) -> list[str] | None:
         elif arg.startswith("-"):
             continue
         else:
-            return [arg] if arg in _GROUPS else [] if arg in log.COMMANDS else None
+            return [arg] if arg in _GROUPS or arg in log.COMMANDS else None
     return None
 
 
@@ -123,7 +128,13 @@ def main() -> None:
     # Plain coercion of the parameters: typer's own imports pydantic, which costs a read
     # command a third of its start-up.
     use_plain_coercion()
-    build_app(_named_group(sys.argv[1:]))()
+    named = _named_group(sys.argv[1:])
+    if named is None or not named:  # help, or --version: every command
+        build_app(named)()
+    elif named[0] in _GROUPS:
+        build_app(named, core=())()
+    else:  # a core command: only it (typer reads each registered command's signature)
+        build_app([], core=named)()
 
 
 if not TYPE_CHECKING:
