@@ -11,7 +11,8 @@ module named by its first request.
 Invariants:
 
 * ``map`` hands results back in task order, whichever worker ran a task; each worker runs one
-  task at a time and takes the next one as soon as it is done.
+  task at a time and takes the next one as soon as it is done. ``run`` hands one task to one
+  named worker, for callers that keep their own queue (one driving thread per worker).
 * A task that raises in a worker raises the same exception from ``map`` (re-raised in the
   caller; one that cannot be pickled arrives as ``WorkerError`` with its text). A worker that
   dies raises ``WorkerError``. Either way every worker is stopped before ``map``'s caller sees
@@ -211,6 +212,21 @@ class WorkerPool:
                     worker.hang_up()
             for thread in threads:
                 thread.join()
+
+    @property
+    def size(self) -> int:
+        """How many workers the pool holds (0 once closed)."""
+        return len(self._workers)
+
+    def run(self, worker: int, task: object) -> Any:
+        """Run one task on worker number ``worker`` and return its result.
+
+        For callers that feed workers from their own queue (one thread per worker): a worker
+        runs one task at a time, so each worker must be driven by one thread only, and never
+        while :meth:`map` is running. Errors are raised as in :meth:`map`; a worker that died
+        raises ``WorkerError`` (the others go on).
+        """
+        return self._workers[worker].call(task)
 
     def close(self) -> None:
         """Stop every worker (each finishes nothing further once its stdin is closed)."""

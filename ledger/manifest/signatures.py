@@ -8,19 +8,34 @@ Invariants:
 * Workers are :class:`ledger.log.workers.WorkerPool` child interpreters (never a fork of the
   caller); they get only public keys. Below ``INLINE_LIMIT`` signatures, or when workers
   cannot start, everything runs in this process with the same function.
+* :class:`SignatureStream` checks beside the caller: items are added as a pass reads them,
+  one worker interpreter takes full chunks from a queue while the caller goes on with its own
+  work, and the caller checks a chunk itself whenever the queue holds ``BACKLOG_BYTES`` (so
+  memory stays bounded and neither process waits for the other). ``finish`` checks what is
+  left, the caller and the worker side by side, and reports the lowest failing leaf of all
+  chunks, whoever checked them: the same answer as checking every item in order.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import threading
+from collections import deque
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ledger.crypto.keys import VerifyingKey
 from ledger.errors import SignatureError
 
-__all__ = ["BATCH", "INLINE_LIMIT", "SignatureChecker", "first_bad_signature"]
+__all__ = [
+    "BACKLOG_BYTES",
+    "BATCH",
+    "INLINE_LIMIT",
+    "SignatureChecker",
+    "SignatureStream",
+    "first_bad_signature",
+]
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +43,8 @@ INLINE_LIMIT = 20_000
 # Entries verified per batch: the signed bytes of one batch are held at a time.
 BATCH = 50_000
 _CHUNK = 4_000
+# Signed bytes a SignatureStream lets wait for its worker before the caller checks a chunk.
+BACKLOG_BYTES = 192 << 20
 Item = tuple[int, bytes, str, bytes]
 _keys: dict[str, VerifyingKey] = {}
 
@@ -105,3 +122,167 @@ def first_bad_signature(
     """
     with SignatureChecker(keys, workers) as checker:
         return checker.first_bad(items)
+
+
+class SignatureStream:
+    """Signatures checked while the caller reads on: a worker interpreter and the caller share.
+
+    Args:
+        keys: the listed recorder keys by key id (every item's key id must be among them).
+        workers: worker interpreters to start once ``INLINE_LIMIT`` items arrived (default:
+            one fewer than the cores, the caller being the last; 0 checks everything here).
+
+    Example:
+        >>> with SignatureStream(keys) as stream:        # doctest: +SKIP
+        ...     for item in items:
+        ...         stream.add(item)
+        ...     bad = stream.finish()
+    """
+
+    def __init__(self, keys: Mapping[str, VerifyingKey], workers: int | None = None) -> None:
+        self._raw = {key_id: key.raw for key_id, key in keys.items()}
+        self._count = workers if workers is not None else max((os.cpu_count() or 1) - 1, 0)
+        self._chunk: list[Item] = []
+        self._early: list[list[Item]] = []  # chunks before INLINE_LIMIT items arrived
+        self._added = 0
+        self._queue: deque[tuple[list[Item], int]] = deque()
+        self._queued = 0  # signed bytes waiting in the queue
+        self._cond = threading.Condition()
+        self._closing = False
+        self._found: list[tuple[int, str]] = []
+        self._pool: Any = None
+        self._threads: list[threading.Thread] = []
+        self.checked_here = 0  # items the caller checked itself (for benchmarks and tests)
+        _init(self._raw)
+
+    def add(self, item: Item) -> None:
+        """One ``(leaf, body bytes, key id, signature)``; leaves must come in ascending order."""
+        self._chunk.append(item)
+        self._added += 1
+        if len(self._chunk) >= _CHUNK:
+            chunk, self._chunk = self._chunk, []
+            self._submit(chunk)
+
+    def _submit(self, chunk: list[Item]) -> None:
+        if self._pool is None:
+            self._early.append(chunk)
+            if self._added > INLINE_LIMIT and self._count > 0 and not self._threads:
+                self._start()
+            if self._pool is None:
+                if self._added > INLINE_LIMIT:  # no worker: check as we go, keep nothing
+                    for early in self._early:
+                        self._check_here(early)
+                    self._early = []
+                return
+            early, self._early = self._early, []
+            for waiting in early:
+                self._submit(waiting)
+            return
+        size = sum(len(item[1]) for item in chunk)
+        with self._cond:
+            if self._queued + size <= BACKLOG_BYTES or not self._queue:
+                self._queue.append((chunk, size))
+                self._queued += size
+                self._cond.notify()
+                return
+        self._check_here(chunk)  # the worker is behind: take this chunk instead of waiting
+
+    def _check_here(self, chunk: Sequence[Item]) -> None:
+        found = _check(chunk)
+        self.checked_here += len(chunk)
+        if found is not None:
+            with self._cond:
+                self._found.append(found)
+
+    def _start(self) -> None:
+        from ledger.log.workers import WorkerError, WorkerPool
+
+        try:
+            self._pool = WorkerPool(
+                self._count, f"{__name__}:_check", f"{__name__}:_init", (self._raw,)
+            )
+        except WorkerError as exc:
+            log.warning("ledger: checking signatures in one process: %s", exc)
+            self._count = 0
+            return
+        self._threads = [
+            threading.Thread(target=self._drive, args=(n,), daemon=True, name="ledger-sig")
+            for n in range(self._pool.size)
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def _take(self) -> list[Item] | None:
+        with self._cond:
+            self._cond.wait_for(lambda: bool(self._queue) or self._closing)
+            if not self._queue:
+                return None
+            chunk, size = self._queue.popleft()
+            self._queued -= size
+            return chunk
+
+    def _drive(self, worker: int) -> None:
+        from ledger.log.workers import WorkerError
+
+        while (chunk := self._take()) is not None:
+            try:
+                found = self._pool.run(worker, chunk)
+            except WorkerError as exc:
+                # A worker that died hands its chunk back; the caller checks it in finish().
+                log.warning("ledger: a signature worker stopped: %s", exc)
+                with self._cond:
+                    self._queue.appendleft((chunk, 0))
+                return
+            if found is not None:
+                with self._cond:
+                    self._found.append((int(found[0]), str(found[1])))
+
+    def finish(self) -> tuple[int, str] | None:
+        """Check every item not yet checked; the lowest failing leaf with the reason, or None.
+
+        The caller takes chunks from the queue while the workers do the same, then waits for
+        the chunks the workers are still on.
+        """
+        if self._chunk:
+            chunk, self._chunk = self._chunk, []
+            if self._pool is None:
+                self._early.append(chunk)
+            else:
+                with self._cond:
+                    self._queue.append((chunk, 0))
+                    self._cond.notify()
+        for early in self._early:
+            self._check_here(early)
+        self._early = []
+        with self._cond:
+            self._closing = True
+            self._cond.notify_all()
+        while True:
+            with self._cond:
+                if not self._queue:
+                    break
+                chunk, size = self._queue.popleft()
+                self._queued -= size
+            self._check_here(chunk)
+        for thread in self._threads:
+            thread.join()
+        with self._cond:
+            return min(self._found) if self._found else None
+
+    def close(self) -> None:
+        with self._cond:
+            self._closing = True
+            self._queue.clear()
+            self._cond.notify_all()
+        for thread in self._threads:
+            thread.join()
+        self._threads = []
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
+
+    def __enter__(self) -> SignatureStream:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

@@ -52,7 +52,7 @@ from ledger.crypto.note import Checkpoint, NoteVerifier, verify_checkpoint
 from ledger.crypto.tree import TreeFrontier
 from ledger.errors import InputError, LedgerError, VerificationError
 from ledger.manifest import pack as layout
-from ledger.manifest.signatures import BATCH, SignatureChecker
+from ledger.manifest.signatures import SignatureStream
 from ledger.manifest.verdicts import Judgements, example_verdict
 from ledger.policy import DeclaredFacts, PolicySet, load_policies
 
@@ -213,10 +213,25 @@ def _check_files(state: _State) -> None:
     for name, digest in sorted(files.items()):
         if not state.pack.has(name):
             raise _fail("digests", name, "listed in the statement but missing from the pack")
-        actual = layout.sha256_hex(state.pack.read(name))
+        actual = _member_digest(state.pack, name)
         if actual != digest:
             raise _fail("digests", name, f"SHA-256 is {actual}, the statement says {digest}")
     state.passed.append("digests")
+
+
+def _member_digest(pack: layout.Pack, name: str) -> str:
+    """SHA-256 of one member, read in blocks from a folder pack (a million entries' file would
+    otherwise be held whole just to be hashed)."""
+    if not pack.path.is_dir():
+        return layout.sha256_hex(pack.read(name))
+    digest = hashlib.sha256()
+    try:
+        with (pack.path / name).open("rb") as source:
+            while block := source.read(1 << 20):
+                digest.update(block)
+    except OSError as exc:
+        raise InputError(f"cannot read {name} in the pack: {exc.strerror}") from exc
+    return digest.hexdigest()
 
 
 def _recorder_keys(state: _State) -> dict[str, VerifyingKey]:
@@ -280,12 +295,14 @@ def _remember(state: _State, leaf: int, body: dict[str, Any], judging: _Judging)
         state.own[leaf] = mine[2].verdict if mine is not None else None
 
 
-def _check_entries(state: _State, judging: _Judging) -> dict[int, bytes]:
-    keys = _recorder_keys(state)
+def _check_entries(
+    state: _State, judging: _Judging, keys: Mapping[str, VerifyingKey], stream: SignatureStream
+) -> dict[int, bytes]:
+    """The entries' layout, order, leaf hashes and listed keys; their signatures go to
+    ``stream``, checked beside the later passes and settled by :func:`_settle_signatures`."""
     hashes: dict[int, bytes] = {}
-    batch: list[tuple[int, bytes, str, bytes]] = []
     previous = -1
-    with SignatureChecker(keys) as checker, _checking("entries", layout.ENTRIES):
+    with _checking("entries", layout.ENTRIES):
         for number, line in state.pack.lines(layout.ENTRIES):
             where = f"{layout.ENTRIES} line {number}"
             head = _LINE_HEAD.match(line)
@@ -310,22 +327,31 @@ def _check_entries(state: _State, judging: _Judging) -> dict[int, bytes]:
                 signature = base64.b64decode(sig, validate=True)
             except (binascii.Error, ValueError) as exc:
                 raise _fail("entries", where, "the signature is not base64") from exc
-            batch.append((leaf, body_bytes, key_id, signature))
+            # Signature checks are the largest single cost of a big pack: a worker interpreter
+            # runs them while this process goes on with the layout, the index, the proof, the
+            # records and the dataset (the queue is bounded; when it is full this process
+            # checks a chunk itself).
+            stream.add((leaf, body_bytes, key_id, signature))
             hashes[leaf] = leaf_hash(data)
             state.leaves.add(leaf)
             _remember(state, leaf, body, judging)
-            # Signature checks dominate a large pack: they run in batches, on every core, so
-            # that the signed bytes of only one batch are held at a time.
-            if len(batch) >= BATCH:
-                bad = checker.first_bad(batch)
-                if bad is not None:
-                    raise _fail("entries", f"leaf {bad[0]}", bad[1])
-                batch = []
-        bad = checker.first_bad(batch)
-        if bad is not None:
-            raise _fail("entries", f"leaf {bad[0]}", bad[1])
     state.passed.append("entries")
     return hashes
+
+
+def _settle_signatures(state: _State, stream: SignatureStream) -> None:
+    """Wait for the entry signatures; a bad one is the entries check's failure.
+
+    It outranks the failure of any later check (the fixed order puts entries first): the
+    caller settles the signatures before reporting one, and ``passed`` loses the checks that
+    came after entries.
+    """
+    bad = stream.finish()
+    if bad is None:
+        return
+    if "entries" in state.passed:
+        del state.passed[state.passed.index("entries") :]
+    raise _fail("entries", f"leaf {bad[0]}", bad[1])
 
 
 def _check_proof(state: _State, hashes: dict[int, bytes]) -> None:
@@ -353,8 +379,10 @@ def _records(state: _State) -> Iterator[tuple[str, dict[str, Any], bytes]]:
         for number, line in state.pack.lines(layout.RECORDS):
             where = f"{layout.RECORDS} line {number}"
             try:
-                record = json.loads(line)
-            except ValueError as exc:
+                # The line's own bytes are what the records root covers; parsing needs no
+                # canonical form, so the fast parser is enough here.
+                record = orjson.loads(line)
+            except orjson.JSONDecodeError as exc:
                 raise _fail("records", where, f"not JSON: {exc}") from exc
             record = _obj(record, "records", where, "the record")
             links = record.get("links")
@@ -578,15 +606,19 @@ def _check_dataset(state: _State, datasets: Sequence[Path]) -> None:
         id_field=str(params.get("id_field") or "ledger_entry_id"),
     )
     records = (record for _, record, _ in _records(state))
+    names: dict[str, str] = {}  # file -> its name: one Path per file, not one per example
     with _checking("dataset", "the dataset files"):
         for item in examples:
             if not isinstance(item, Example):
                 continue
-            label = f"{Path(item.file).name}:{item.line}"
+            file_name = names.get(item.file)
+            if file_name is None:
+                file_name = names[item.file] = Path(item.file).name
+            label = f"{file_name}:{item.line}"
             record = next(records, None)
             if record is None:
                 raise _fail("dataset", label, "this example is not in the pack's records")
-            if (record.get("file"), record.get("line")) != (Path(item.file).name, item.line):
+            if (record.get("file"), record.get("line")) != (file_name, item.line):
                 raise _fail(
                     "dataset",
                     f"{record.get('file')}:{record.get('line')}",
@@ -711,12 +743,15 @@ def verify(
     verifier = key if isinstance(key, NoteVerifier) else NoteVerifier.from_string(key.strip())
     state = _State(pack, verifier)
     failure: Failure | None = None
+    stream: SignatureStream | None = None
     try:
         _check_envelope(state)
         _check_checkpoint(state)
         _check_files(state)
+        keys = _recorder_keys(state)
+        stream = SignatureStream(keys)
         with _judging(state, Path(policies) if policies is not None else None) as judging:
-            hashes = _check_entries(state, judging)
+            hashes = _check_entries(state, judging, keys, stream)
         _check_proof(state, hashes)
         del hashes
         _check_leaf_verdicts(state)
@@ -726,8 +761,17 @@ def verify(
             _check_dataset(state, [Path(p) for p in datasets])
         if checkpoint is not None:
             _check_earlier(state, checkpoint)
+        _settle_signatures(state, stream)
     except _CheckFailedError as exc:
         failure = exc.failure
+        if stream is not None and failure.check != "entries":
+            try:
+                _settle_signatures(state, stream)  # a bad signature comes first in the order
+            except _CheckFailedError as earlier:
+                failure = earlier.failure
+    finally:
+        if stream is not None:
+            stream.close()
     summary = state.predicate.get("summary") if failure is None else {}
     return VerifyResult(
         str(path),

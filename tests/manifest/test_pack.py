@@ -226,6 +226,23 @@ def test_entry_signed_by_an_unlisted_recorder_key(scenario: Scenario, built: Pat
     assert "does not list" in failure.message
 
 
+def test_bad_entry_signature_outranks_the_later_checks(scenario: Scenario, built: Path) -> None:
+    # Signatures are checked beside the later passes; a bad one must still be the failure
+    # reported, although the multiproof (which this edit breaks too) was checked first.
+    lines = gzip.decompress((built / layout.ENTRIES).read_bytes()).split(b"\n")
+    item = json.loads(lines[1])
+    body = canonical_json(item["entry"]["body"])
+    forged = base64.b64encode(SigningKey.generate().sign(body)).decode()
+    lines[1] = lines[1].replace(item["entry"]["sig"].encode(), forged.encode())
+    (built / layout.ENTRIES).write_bytes(gzip.compress(b"\n".join(lines), mtime=0))
+    _resign(built, scenario.lg.log_key, lambda s: None)
+    result = manifest.verify(built, scenario.lg.verifier_key, datasets=[scenario.dataset])
+    assert result.failure is not None
+    assert (result.failure.check, result.failure.where) == ("entries", f"leaf {item['leaf_index']}")
+    assert "entries" not in result.passed
+    assert "multiproof" not in result.passed
+
+
 def test_wrong_key(scenario: Scenario, built: Path, tmp_path: Path) -> None:
     other = open_ledger(tmp_path / "other")
     try:

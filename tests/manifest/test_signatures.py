@@ -25,3 +25,51 @@ def test_first_bad_signature_inline_and_in_workers(
     assert found is not None
     assert found[0] == 33
     assert key.key_id in found[1]
+
+
+def _signed(count: int) -> tuple[list[signatures.Item], dict[str, object], SigningKey]:
+    key = SigningKey.generate()
+    items = [(i, f"body {i}".encode(), key.key_id, key.sign(f"body {i}".encode()))
+             for i in range(count)]  # fmt: skip
+    return items, {key.key_id: key.public_key}, key
+
+
+@pytest.mark.parametrize(("workers", "backlog"), [(0, 1 << 20), (1, 1 << 20), (1, 20)])
+def test_stream_reports_the_lowest_bad_leaf_whoever_checked_it(
+    workers: int, backlog: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # backlog=20 bytes: the queue is "full" with one chunk, so this process checks chunks itself
+    # while the worker takes others; the answer must not depend on who checked what.
+    monkeypatch.setattr(signatures, "INLINE_LIMIT", 10)
+    monkeypatch.setattr(signatures, "_CHUNK", 7)
+    monkeypatch.setattr(signatures, "BACKLOG_BYTES", backlog)
+    items, keys, key = _signed(120)
+    with signatures.SignatureStream(keys, workers=workers) as stream:  # type: ignore[arg-type]
+        for item in items:
+            stream.add(item)
+        assert stream.finish() is None
+    other = SigningKey.generate()
+    for bad in (97, 44, 45):
+        items[bad] = (bad, items[bad][1], key.key_id, other.sign(items[bad][1]))
+    with signatures.SignatureStream(keys, workers=workers) as stream:  # type: ignore[arg-type]
+        for item in items:
+            stream.add(item)
+        found = stream.finish()
+        checked_here = stream.checked_here
+    assert found is not None
+    assert found[0] == 44
+    assert key.key_id in found[1]
+    if workers == 0:
+        assert checked_here == len(items)
+    elif backlog == 20:
+        assert checked_here > 0  # the queue was full: this process took chunks too
+
+
+def test_stream_below_the_inline_limit_starts_no_worker(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(signatures, "_CHUNK", 7)
+    items, keys, _ = _signed(30)
+    with signatures.SignatureStream(keys, workers=1) as stream:  # type: ignore[arg-type]
+        for item in items:
+            stream.add(item)
+        assert stream.finish() is None
+        assert stream.checked_here == 30
