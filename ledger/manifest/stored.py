@@ -36,7 +36,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, insert, select
@@ -47,6 +47,7 @@ from ledger.log.core_tables import MANIFEST_PACK_CHUNKS as _CHUNKS
 from ledger.log.core_tables import MANIFEST_PACKS as _PACKS
 from ledger.log.schema import write_transaction
 from ledger.log.store import LogStore
+from ledger.manifest import pack as layout
 from ledger.manifest.registry import BuildRecord, list_builds
 
 __all__ = [
@@ -103,12 +104,6 @@ def write_zip(folder: Path, names: Iterable[str], target: Path) -> None:
                 shutil.copyfileobj(source, sink, 1 << 20)
 
 
-def _members(folder: Path) -> list[str]:
-    return sorted(
-        PurePosixPath(p.relative_to(folder)).as_posix() for p in folder.rglob("*") if p.is_file()
-    )
-
-
 def _store_transaction(engine: Engine) -> AbstractContextManager[Connection]:
     # See the module docstring: SQLite needs BEGIN IMMEDIATE, PostgreSQL needs no append lock.
     if engine.dialect.name == "sqlite":
@@ -127,7 +122,7 @@ def store_pack(engine: Engine, seq: int, path: Path) -> StoredPack:
         with tempfile.TemporaryDirectory(prefix="ledger-pack-") as scratch:
             zipped = Path(scratch) / "pack.zip"
             try:
-                write_zip(path, _members(path), zipped)
+                write_zip(path, layout.Pack(path).names(), zipped)
             except OSError as exc:
                 raise InputError(f"cannot zip the pack {path}: {exc.strerror}") from exc
             return _store_zip(engine, seq, zipped)
