@@ -46,7 +46,7 @@ from ledger.api.tokens import TokenInfo
 from ledger.crypto.dsse import Envelope
 from ledger.crypto.note import verifier_key_string
 from ledger.errors import InputError, LedgerError, NotFoundError, StoreError
-from ledger.log.core_tables import ENTRIES, MANIFEST_BUILDS
+from ledger.log.core_tables import ENTRIES
 from ledger.log.store import CheckpointRecord
 from ledger.manifest import pack as layout
 from ledger.manifest.registry import BuildRecord, list_builds
@@ -98,18 +98,10 @@ def _entry_counts(service: Service, name: str | None = None) -> dict[str, int]:
 
 
 def _latest_builds(service: Service) -> dict[str, tuple[int, BuildRecord]]:
-    """Per build name: how many builds, and the latest one."""
-    builds = MANIFEST_BUILDS
-    counts = _query(
-        service,
-        select(builds.c.name, func.count(), func.max(builds.c.seq)).group_by(builds.c.name),
-        "counting builds",
-    )
-    latest = {int(seq): (name, int(n)) for name, n, seq in counts}
+    """Per build name: how many builds, and the latest one (the registry is read once)."""
     found: dict[str, tuple[int, BuildRecord]] = {}
-    for record in list_builds(service.reader.store) if latest else []:
-        if record.seq in latest:
-            found[record.name] = (latest[record.seq][1], record)
+    for record in list_builds(service.reader.store):  # oldest first: the last one is the latest
+        found[record.name] = (found.get(record.name, (0, record))[0] + 1, record)
     return found
 
 
