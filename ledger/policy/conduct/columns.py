@@ -26,6 +26,7 @@ Invariants:
 
 from __future__ import annotations
 
+import sys
 from array import array
 from collections.abc import Mapping
 from typing import Any, NamedTuple
@@ -125,6 +126,16 @@ class CallColumns:
 
     def __len__(self) -> int:
         return len(self._leaf)
+
+    @property
+    def profiles(self) -> int:
+        """How many distinct profiles the calls have."""
+        return len(self._profiles)
+
+    def nbytes(self) -> int:
+        """Bytes held by the per-call columns (the profiles, few, are not counted)."""
+        buffers = (self._leaf, self._t, self._profile, self._status, self._flags, self._sha)
+        return sum(sys.getsizeof(b) for b in buffers) + sys.getsizeof(self._odd_sha)
 
     # -- filling ------------------------------------------------------------------------------
 
