@@ -277,7 +277,8 @@ def build(
 
         # Before the statement: both pages are listed in its digests like every other member.
         wanted_members = (*EMBEDDED_MEMBERS, layout.VERDICTS)
-        members = {n: writer.read(n) for n in wanted_members if writer.has(n)}
+        # Paths, not bytes: the report streams the entries and inlines only what fits.
+        members = {n: writer.folder / n for n in wanted_members if writer.has(n)}
         for page, data in pack_pages(audit, members, policies=policies, title=build_name).items():
             writer.put(page, data)
         del members

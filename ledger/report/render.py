@@ -10,19 +10,29 @@ Invariants:
 * Every value from the audit, the pack or a policy is autoescaped by Jinja2; only the shipped
   stylesheet and script and the charts built here (with escaped labels) are inlined as markup.
 * It reports what dated terms say, not what is lawful: that sentence is at the top and the end.
+* Its size and the memory to build it are bounded, not proportional to the dataset: pack
+  members are embedded only up to ``EMBED_LIMIT`` bytes (a larger member is named, with its
+  size, for the reader to drop onto the page), the tables list the first ``_UNLINKED_SHOWN``
+  unlinked examples and ``_FINDINGS_SHOWN`` findings with a count of the rest, and the entries
+  are read as a stream (from the pack's files when given paths), never held as parsed bodies.
 """
 
 from __future__ import annotations
 
 import base64
 import gzip
+import io
+import itertools
 import json
-from collections.abc import Iterable, Mapping, Sequence
+import re
+import zlib
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
+import orjson
 from markupsafe import Markup, escape
 
 from ledger.entry_body import read_call
@@ -34,13 +44,25 @@ if TYPE_CHECKING:
     from ledger.audit import DatasetAudit
     from ledger.policy import PolicySet
 
-__all__ = ["EMBEDDED_MEMBERS", "REPORT_HTML", "ReportPack", "pack_pages", "render_dataset_report"]
+__all__ = [
+    "EMBEDDED_MEMBERS",
+    "EMBED_LIMIT",
+    "REPORT_HTML",
+    "ReportPack",
+    "pack_pages",
+    "render_dataset_report",
+]
 
 # The pack members the report embeds for its verifier (the rest are not needed to verify).
 EMBEDDED_MEMBERS = ("manifest.dsse.json", "proof.json", "entries.jsonl.gz")
 _OPTIONAL_MEMBERS = ("verdicts.json",)
 REPORT_HTML = "report.html"
 _UNLINKED_SHOWN = 200
+_FINDINGS_SHOWN = 200
+# Raw bytes of pack members the report may inline (base64 makes them a third larger). A pack
+# of a million examples has an entries file of hundreds of MB: a page holding it would need
+# gigabytes to build and would not open in a browser, so the reader drops such files instead.
+EMBED_LIMIT = 32 << 20
 _MATCH_ORDER = ("id", "exact", "template", "part", "near", "none")
 _COLOURS = {
     "allowed": "#1a7f37",
@@ -63,21 +85,25 @@ class ReportPack:
 
     files: Mapping[str, bytes]
     verifier_key: str | None = None
+    paths: Mapping[str, Path] = field(default_factory=dict)
     _bodies: dict[int, dict[str, Any]] = field(
         init=False, repr=False, compare=False, default_factory=dict
     )
 
     @classmethod
     def from_members(
-        cls, members: Mapping[str, bytes], verifier_key: str | None = None
+        cls, members: Mapping[str, bytes | Path], verifier_key: str | None = None
     ) -> ReportPack:
-        """Keep the members the report needs out of a pack's ``{name: bytes}``."""
-        wanted = (*EMBEDDED_MEMBERS, *_OPTIONAL_MEMBERS)
-        return cls({n: bytes(members[n]) for n in wanted if n in members}, verifier_key)
+        """Keep the members the report needs out of a pack's ``{name: bytes or file path}``
+        (a path is read when needed, as a stream: nothing large is held)."""
+        wanted = [n for n in (*EMBEDDED_MEMBERS, *_OPTIONAL_MEMBERS) if n in members]
+        files = {n: bytes(v) for n in wanted if not isinstance(v := members[n], Path)}
+        paths = {n: v for n in wanted if isinstance(v := members[n], Path)}
+        return cls(files, verifier_key, paths)
 
     @classmethod
     def from_pack(cls, path: str | Path, verifier_key: str | None = None) -> ReportPack:
-        """Read the members from a pack folder or zip.
+        """Take the members from a pack folder (by path) or zip (read).
 
         Raises:
             InputError: not a pack, or a member is unreadable.
@@ -85,12 +111,65 @@ class ReportPack:
         from ledger.manifest.pack import Pack
 
         pack = Pack(Path(path))
-        wanted = (*EMBEDDED_MEMBERS, *_OPTIONAL_MEMBERS)
-        return cls({n: pack.read(n) for n in wanted if pack.has(n)}, verifier_key)
+        wanted = [n for n in (*EMBEDDED_MEMBERS, *_OPTIONAL_MEMBERS) if pack.has(n)]
+        if Path(path).is_dir():
+            return cls({}, verifier_key, {n: Path(path) / n for n in wanted})
+        return cls({n: pack.read(n) for n in wanted}, verifier_key)
+
+    def has(self, name: str) -> bool:
+        return name in self.files or name in self.paths
+
+    def size(self, name: str) -> int:
+        """The member's size in bytes (0 when absent)."""
+        if name in self.files:
+            return len(self.files[name])
+        path = self.paths.get(name)
+        try:
+            return path.stat().st_size if path is not None else 0
+        except OSError as exc:
+            raise InputError(f"cannot read {name}: {exc.strerror}") from exc
+
+    def read(self, name: str) -> bytes | None:
+        """The member's bytes, or None when absent."""
+        if name in self.files:
+            return self.files[name]
+        path = self.paths.get(name)
+        if path is None:
+            return None
+        try:
+            return path.read_bytes()
+        except OSError as exc:
+            raise InputError(f"cannot read {name}: {exc.strerror}") from exc
+
+    def _open(self, name: str) -> IO[bytes]:
+        if name in self.files:
+            return io.BytesIO(self.files[name])
+        try:
+            return self.paths[name].open("rb")
+        except OSError as exc:
+            raise InputError(f"cannot read {name}: {exc.strerror}") from exc
+
+    def entry_bodies(self) -> Iterator[tuple[int, dict[str, Any]]]:
+        """``(leaf index, body)`` of every entry in ``entries.jsonl.gz``, read as a stream.
+
+        Raises:
+            InputError: the member is not an entries file.
+        """
+        name = "entries.jsonl.gz"
+        if not self.has(name):
+            return
+        try:
+            with self._open(name) as raw, gzip.GzipFile(fileobj=raw, mode="rb") as stream:
+                for line in stream:
+                    if line.strip():
+                        item = orjson.loads(line)
+                        yield int(item["leaf_index"]), item["entry"]["body"]
+        except (OSError, EOFError, zlib.error, ValueError, KeyError, TypeError) as exc:
+            raise InputError(f"entries.jsonl.gz is not an entries file: {exc}") from exc
 
     def statement(self) -> dict[str, Any] | None:
         """The in-toto statement inside the envelope, parsed but NOT verified (display only)."""
-        raw = self.files.get("manifest.dsse.json")
+        raw = self.read("manifest.dsse.json")
         if raw is None:
             return None
         try:
@@ -101,36 +180,46 @@ class ReportPack:
         return parsed if isinstance(parsed, dict) else None
 
     def bodies(self) -> dict[int, dict[str, Any]]:
-        """Entry bodies by leaf index, from ``entries.jsonl.gz`` (parsed once)."""
-        if not self._bodies and "entries.jsonl.gz" in self.files:
-            try:
-                text = gzip.decompress(self.files["entries.jsonl.gz"])
-                for line in text.splitlines():
-                    if line:
-                        item = json.loads(line)
-                        self._bodies[int(item["leaf_index"])] = item["entry"]["body"]
-            except (OSError, EOFError, ValueError, KeyError, TypeError) as exc:
-                raise InputError(f"entries.jsonl.gz is not an entries file: {exc}") from exc
+        """Entry bodies by leaf index, parsed once and kept (small packs; the report itself
+        reads :meth:`entry_bodies` as a stream)."""
+        if not self._bodies:
+            self._bodies.update(self.entry_bodies())
         return self._bodies
 
     def verdicts(self) -> dict[str, Any]:
         """``verdicts.json`` (``documents`` and ``leaves``), or empty when absent."""
-        raw = self.files.get("verdicts.json")
+        raw = self.read("verdicts.json")
         if raw is None:
             return {}
         try:
-            data = json.loads(raw)
-        except ValueError as exc:
+            data = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
             raise InputError(f"verdicts.json is not JSON: {exc}") from exc
         return data if isinstance(data, dict) else {}
 
+    def embeddable(self) -> tuple[list[str], list[tuple[str, int]]]:
+        """The members the page inlines, in order, within ``EMBED_LIMIT`` bytes in all, and
+        the ones left for the reader to drop, with their sizes."""
+        inlined, left, total = [], [], 0
+        for name in EMBEDDED_MEMBERS:
+            if not self.has(name):
+                continue
+            size = self.size(name)
+            if total + size <= EMBED_LIMIT:
+                inlined.append(name)
+                total += size
+            else:
+                left.append((name, size))
+        return inlined, left
+
     def embedded(self) -> dict[str, Any]:
         """The JSON object the page's verifier loads (members as base64)."""
-        files = {
-            n: base64.b64encode(self.files[n]).decode("ascii")
-            for n in EMBEDDED_MEMBERS
-            if n in self.files
-        }
+        inlined, _ = self.embeddable()
+        files = {}
+        for name in inlined:
+            data = self.read(name)
+            if data is not None:
+                files[name] = base64.b64encode(data).decode("ascii")
         return {"files": files, "verifier_key": self.verifier_key}
 
 
@@ -161,63 +250,126 @@ def _bar_chart(rows: Sequence[tuple[str, int, str]], title: str) -> Markup:
     return Markup("".join(parts))  # noqa: S704 - labels escaped above, numbers are ints
 
 
-def _model_of(body: Mapping[str, Any]) -> tuple[str, str]:
-    view = read_call(body)
-    return view.provider, view.model or "(unknown model)"
+_LEAVES_HEAD = re.compile(rb',\s*"leaves":\s*\{')
+_LEAF_ITEM = re.compile(rb'\s*"(0|[1-9][0-9]*)":\s*"([0-9a-f]{64})"\s*(,|\})')
 
 
-def _teachers(
-    audit: DatasetAudit, bodies: Mapping[int, Mapping[str, Any]], verdicts: Mapping[str, Any]
-) -> list[dict[str, Any]]:
-    documents = verdicts.get("documents", {})
-    by_leaf = verdicts.get("leaves", {})
+def _verdict_parts(pack: ReportPack) -> tuple[dict[str, Any], Iterator[tuple[int, str]]]:
+    """``verdicts.json``'s documents and its ``(leaf, document digest)`` pairs.
+
+    The builder writes ``{"documents": ..., "leaves": ..., "purpose": ...}`` (sorted keys):
+    the few documents are parsed, the leaves (one per entry, a million in a large pack) are
+    read pair by pair instead of becoming a dict. Any other layout is parsed whole.
+    """
+    raw = pack.read("verdicts.json")
+    if raw is None:
+        return {}, iter(())
+    head = _LEAVES_HEAD.search(raw) if raw.startswith(b'{"documents":') else None
+    if head is not None:
+        try:
+            documents = orjson.loads(raw[: head.start()] + b"}").get("documents")
+        except orjson.JSONDecodeError:
+            documents = None
+        if isinstance(documents, dict):
+            return documents, _leaf_pairs(raw, head.end(), pack)
+    data = pack.verdicts()
+    leaves = data.get("leaves")
+    pairs = ((int(k), str(v)) for k, v in leaves.items()) if isinstance(leaves, dict) else ()
+    documents = data.get("documents")
+    return (documents if isinstance(documents, dict) else {}), iter(pairs)
+
+
+def _leaf_pairs(raw: bytes, at: int, pack: ReportPack) -> Iterator[tuple[int, str]]:
+    if raw[at:].lstrip().startswith(b"}"):
+        return
+    while True:
+        item = _LEAF_ITEM.match(raw, at)
+        if item is None:  # not the builder's layout after all: the whole file, parsed
+            leaves = pack.verdicts().get("leaves")
+            if isinstance(leaves, dict):
+                yield from ((int(k), str(v)) for k, v in leaves.items())
+            return
+        yield int(item.group(1)), item.group(2).decode("ascii")
+        if item.group(3) == b"}":
+            return
+        at = item.end()
+
+
+@dataclass(slots=True)
+class _Inventory:
+    """What the report needs of the entries, gathered in one pass over them."""
+
+    teachers: list[dict[str, Any]]
+    modalities: list[str]
+
+
+def _inventory(audit: DatasetAudit, pack: ReportPack) -> _Inventory:
+    """Teacher rows (calls, tokens, period, terms versions, examples) and the modalities of
+    the linked calls, from the entries as a stream: per leaf only a small row number is kept."""
+    referenced = {link.leaf_index for r in audit.results for link in r.links}
+    linked = {link.leaf_index for r in audit.results if r.linked for link in r.links}
     rows: dict[tuple[str, str], dict[str, Any]] = {}
-    for leaf in sorted({link.leaf_index for r in audit.results for link in r.links}):
-        body = bodies.get(leaf)
-        if body is None:
+    keys: list[tuple[str, str]] = []
+    row_of: dict[int, int] = {}
+    modalities: set[str] = set()
+    for leaf, body in pack.entry_bodies():
+        if leaf not in referenced or not isinstance(body, dict):
             continue
-        key = _model_of(body)
-        row = rows.setdefault(key, {
-            "provider": key[0], "model": key[1], "calls": 0, "input_tokens": 0,
-            "output_tokens": 0, "first": None, "last": None, "versions": {}, "examples": 0,
-        })  # fmt: skip
+        view = read_call(body)
+        key = (view.provider, view.model or "(unknown model)")
+        row = rows.get(key)
+        if row is None:
+            row = rows[key] = {
+                "provider": key[0], "model": key[1], "calls": 0, "input_tokens": 0,
+                "output_tokens": 0, "first": None, "last": None, "versions": {},
+                "examples": 0, "_documents": set(),
+            }  # fmt: skip
+            keys.append(key)
+        row_of[leaf] = keys.index(key)
         row["calls"] += 1
         raw_usage = body.get("usage")
         usage: Mapping[str, Any] = raw_usage if isinstance(raw_usage, Mapping) else {}
         for name in ("input_tokens", "output_tokens"):
             value = usage.get(name)
             row[name] += value if isinstance(value, int) else 0
-        at = read_call(body).at
-        if at is not None:
-            stamp = at.astimezone(UTC).strftime("%Y-%m-%d %H:%M")
+        if view.at is not None:
+            stamp = view.at.astimezone(UTC).strftime("%Y-%m-%d %H:%M")
             row["first"] = stamp if row["first"] is None else min(row["first"], stamp)
             row["last"] = stamp if row["last"] is None else max(row["last"], stamp)
-        document = documents.get(by_leaf.get(str(leaf), ""), {})
-        for ref in document.get("policy_versions", []):
-            row["versions"][f"{ref['policy']}@{ref['version']}"] = None
+        if leaf in linked:
+            modalities.add(str(view.output_modality or "text"))
+    del referenced
+    documents, pairs = _verdict_parts(pack)
+    for leaf, sha in pairs:
+        number = row_of.get(leaf)
+        if number is not None:
+            rows[keys[number]]["_documents"].add(sha)
     for result in audit.results:
-        seen = {_model_of(bodies[link.leaf_index]) for link in result.links
-                if link.leaf_index in bodies and result.linked}  # fmt: skip
-        for key in seen:
-            rows[key]["examples"] += 1
+        if result.linked:
+            seen = {row_of[x.leaf_index] for x in result.links if x.leaf_index in row_of}
+            for number in seen:
+                rows[keys[number]]["examples"] += 1
     out = []
     for key in sorted(rows):
         row = rows[key]
+        for sha in sorted(row.pop("_documents")):
+            for ref in documents.get(sha, {}).get("policy_versions", []):
+                row["versions"][f"{ref['policy']}@{ref['version']}"] = None
         row["versions"] = list(row["versions"])
         row["first"] = row["first"] or "?"
         row["last"] = row["last"] or "?"
         out.append(row)
-    return out
+    return _Inventory(out, sorted(modalities))
 
 
 def _used_versions(
-    statement: Mapping[str, Any] | None, verdicts: Mapping[str, Any]
+    statement: Mapping[str, Any] | None, documents: Mapping[str, Any]
 ) -> list[tuple[str, str, str]]:
     found: dict[tuple[str, str, str], None] = {}
     if statement is not None:
         for ref in statement.get("predicate", {}).get("policies", {}).get("versions", []):
             found[(ref["policy"], ref["version"], ref["sha256"])] = None
-    for document in verdicts.get("documents", {}).values():
+    for document in documents.values():
         for ref in document.get("policy_versions", []):
             found[(ref["policy"], ref["version"], ref["sha256"])] = None
     return sorted(found)
@@ -257,8 +409,8 @@ def _policy_basis(versions: Iterable[tuple[str, str, str]], policies: PolicySet)
 
 def _conduct(audit: DatasetAudit) -> list[dict[str, Any]]:
     out = []
-    for finding in audit.conduct:
-        leaves = list(finding.leaf_indexes)
+    for finding in itertools.islice(audit.conduct, _FINDINGS_SHOWN):
+        leaves = list(finding.leaf_indexes[:21])
         shown = ", ".join(str(n) for n in leaves[:20]) + (" ..." if len(leaves) > 20 else "")
         out.append({
             "kind": finding.kind, "severity": finding.severity, "summary": finding.summary,
@@ -270,16 +422,8 @@ def _conduct(audit: DatasetAudit) -> list[dict[str, Any]]:
 
 
 def _eu_section(
-    audit: DatasetAudit, teachers: Sequence[Mapping[str, Any]], bodies: Mapping[int, Any]
+    audit: DatasetAudit, teachers: Sequence[Mapping[str, Any]], modalities: Sequence[str]
 ) -> dict[str, Any]:
-    linked = {link.leaf_index for r in audit.results if r.linked for link in r.links}
-    modalities = sorted(
-        {
-            str(read_call(bodies[leaf]).output_modality or "text")
-            for leaf in linked
-            if leaf in bodies
-        }
-    )
     summary = audit.summary()
     return {
         "modality": ", ".join(modalities)
@@ -324,10 +468,10 @@ def render_dataset_report(
         policies = default_policies()
     statement = pack.statement()
     predicate = statement.get("predicate", {}) if statement else {}
-    bodies = pack.bodies()
-    verdicts = pack.verdicts()
+    inventory = _inventory(audit, pack)
+    documents, _ = _verdict_parts(pack)
     summary = audit.summary()
-    teachers = _teachers(audit, bodies, verdicts)
+    teachers = inventory.teachers
 
     checkpoint = None
     note = predicate.get("ledger", {}).get("checkpoint")
@@ -351,9 +495,9 @@ def render_dataset_report(
     ]
     unlinked = [
         {"index": r.row, "file": Path(r.file).name, "line": r.line}
-        for r in audit.results
-        if not r.linked
-    ][:_UNLINKED_SHOWN]
+        for r in itertools.islice((r for r in audit.results if not r.linked), _UNLINKED_SHOWN)
+    ]
+    _, left_out = pack.embeddable()
     page = (
         environment()
         .get_template("report.html.j2")
@@ -368,10 +512,13 @@ def render_dataset_report(
             teachers=teachers,
             duties=[d.to_dict() for d in audit.duties],
             conduct=_conduct(audit),
+            conduct_count=len(audit.conduct),
             unlinked=unlinked,
-            policy_basis=_policy_basis(_used_versions(statement, verdicts), policies),
-            eu=_eu_section(audit, teachers, bodies),
+            policy_basis=_policy_basis(_used_versions(statement, documents), policies),
+            eu=_eu_section(audit, teachers, inventory.modalities),
             pack_data=pack.embedded(),
+            not_embedded=[{"name": n, "mb": f"{size / 1e6:,.1f}"} for n, size in left_out],
+            embed_limit_mb=EMBED_LIMIT >> 20,
             version=__version__,
             generated_at=(generated_at or datetime.now(UTC)).isoformat(timespec="seconds"),
             **inline_assets(),
@@ -382,7 +529,7 @@ def render_dataset_report(
 
 def pack_pages(
     audit: DatasetAudit,
-    members: Mapping[str, bytes],
+    members: Mapping[str, bytes | Path],
     *,
     policies: PolicySet | None = None,
     title: str | None = None,
@@ -392,8 +539,10 @@ def pack_pages(
 
     Call it once every other member is written and before the statement is signed, so that
     both pages are listed in the statement's digests like every other member. The report then
-    embeds ``proof.json`` and ``entries.jsonl.gz`` but not ``manifest.dsse.json`` (it does not
-    exist yet): a reader drops that one file onto the page to finish the checks.
+    embeds ``proof.json`` and ``entries.jsonl.gz`` (within ``EMBED_LIMIT``) but not
+    ``manifest.dsse.json`` (it does not exist yet): a reader drops that one file (and any
+    member too large to embed) onto the page to finish the checks. Give members as file paths
+    to keep a large pack out of memory.
 
     Example:
         >>> members.update(pack_pages(audit, members))  # doctest: +SKIP

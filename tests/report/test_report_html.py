@@ -12,6 +12,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
+import pytest
 from typer.testing import CliRunner
 
 from ledger.cli import app
@@ -236,3 +237,49 @@ def test_small_order_list_in_the_verifier_is_the_small_order_points() -> None:
         # [k]A is the identity whenever the order of A divides k: for a point of order <= 8
         # that happens for about 1 in 8 messages; for a real key, never.
         assert hits > 0, encoding
+
+
+def test_large_members_are_named_not_inlined_and_the_tables_still_read_them(
+    built: BuiltPack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A limit below the entries file's size: as a pack of a million examples would be.
+    from ledger.report import render
+
+    small = (built.path / MANIFEST).stat().st_size + (built.path / PROOF).stat().st_size
+    monkeypatch.setattr(render, "EMBED_LIMIT", small)
+    html = _report(built)
+    match = re.search(r'id="ledger-pack-data">(.*?)</script>', html, re.S)
+    assert match is not None
+    assert sorted(json.loads(match.group(1))["files"]) == sorted([MANIFEST, PROOF])
+    note = html[html.index('id="not-embedded"') :]
+    size_mb = f"{(built.path / ENTRIES).stat().st_size / 1e6:,.1f} MB"
+    assert f"<code>{ENTRIES}</code> ({size_mb})" in note[: note.index("</p>")]
+    # The teacher inventory comes from the entries file all the same (read as a stream).
+    lines = gzip.decompress((built.path / ENTRIES).read_bytes()).splitlines()
+    output_tokens = sum(json.loads(line)["entry"]["body"]["usage"]["output_tokens"]
+                        for line in lines)  # fmt: skip
+    assert f'<td class="num">{output_tokens}</td>' in html
+    assert "not-embedded" not in _report_unlimited(built, monkeypatch)
+
+
+def _report_unlimited(built: BuiltPack, monkeypatch: pytest.MonkeyPatch) -> str:
+    from ledger.report import render
+
+    monkeypatch.setattr(render, "EMBED_LIMIT", 1 << 30)
+    return _report(built)
+
+
+def test_verdict_leaves_are_read_pair_by_pair_or_parsed_whole(built: BuiltPack) -> None:
+    from ledger.report.render import _verdict_parts
+
+    stored = json.loads((built.path / "verdicts.json").read_bytes())
+    expected = {int(k): v for k, v in stored["leaves"].items()}
+    documents, pairs = _verdict_parts(ReportPack.from_pack(built.path))
+    assert dict(pairs) == expected
+    assert documents == stored["documents"]
+    # Another layout (indented, keys in another order) takes the whole-file path: same answer.
+    other = json.dumps({"purpose": stored["purpose"], "leaves": stored["leaves"],
+                        "documents": stored["documents"]}, indent=2).encode()  # fmt: skip
+    documents, pairs = _verdict_parts(ReportPack.from_members({"verdicts.json": other}))
+    assert dict(pairs) == expected
+    assert documents == stored["documents"]

@@ -298,3 +298,24 @@ def test_small_order_recorder_key_is_refused(page: Any, built: BuiltPack, tmp_pa
     found = _feed(page, built)
     assert found["files"][0] == "pass"
     assert found["entries"] == ("fail", f"recorder key {key_id[:16]}... is a small-order point")
+
+
+def test_report_of_a_large_pack_verifies_once_its_entries_are_dropped(
+    page: Any, built: BuiltPack, tmp_path: Path, monkeypatch: Any
+) -> None:
+    # As for a million examples: the entries file is too large to inline, so the page names
+    # it and checks it once the reader drops it (with the dataset and the records).
+    from ledger.report import render
+
+    inlined = sum((built.path / name).stat().st_size for name in (MANIFEST, PROOF))
+    monkeypatch.setattr(render, "EMBED_LIMIT", inlined)
+    report = tmp_path / "report.html"
+    html = render_dataset_report(built.result.audit, ReportPack.from_pack(built.path))
+    report.write_text(html, encoding="utf-8")
+    assert 'id="not-embedded"' in html
+    open_page(page, report)
+    found = checks(page)
+    assert found["entries"] == ("skip", "load entries.jsonl.gz")
+    assert found["dsse"][0] == "pass"
+    give_files(page, [built.path / ENTRIES, built.path / RECORDS, built.dataset])
+    assert {n: s for n, (s, _) in checks(page).items()} == dict.fromkeys(ALL_CHECKS, "pass")
