@@ -87,3 +87,26 @@ def test_unread_settings_do_not_fail_a_read(monkeypatch: pytest.MonkeyPatch) -> 
     with pytest.raises(ValueError, match="batch_size"):
         Settings()
     assert ReadSettings.from_env().home == Path(".ledger")
+
+
+def test_a_read_only_open_imports_no_pydantic_settings_sqlmodel_or_orm(tmp_path: Path) -> None:
+    """``ledger.open(..., read_only=True)`` reads with ReadSettings and the Core tables."""
+    import subprocess
+    import sys
+
+    import ledger
+
+    with ledger.open(home=tmp_path / "home") as lg:
+        lg.append({"provider": "openai", "purpose": "evaluate"})
+    heavy = ("pydantic_settings", "sqlmodel", "sqlalchemy.orm", "ledger.log.tables", "alembic")
+    code = (
+        "import sys, ledger\n"
+        f"with ledger.open(home={str(tmp_path / 'home')!r}, read_only=True) as lg:\n"
+        "    assert lg.verify().ok and lg.size == 1\n"
+        f"heavy = {heavy!r}\n"
+        "print(sorted(m for m in sys.modules if m in heavy or m.startswith(heavy)))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert done.stdout.strip() == "[]"
