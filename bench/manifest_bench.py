@@ -6,21 +6,27 @@ each next to the sum of the separate RFC 9162 inclusion proofs of the same leave
 hash counts and JSON bytes (the ``proof.json`` form).
 
 Part 2: a ledger of ``--entries`` version-2 entries (the dataset benchmark's bodies, built
-once and reusable with ``--home``), a dataset of one exact row per entry, then ``manifest
-build`` and ``manifest verify`` (with the dataset) each in a fresh child process: wall time,
-peak RSS, pack bytes per example, and the raw one-core Ed25519 verify rate measured in the
-same run (entry signature checks are the verifier's floor).
+once and reusable with ``--home``: a folder that already holds enough entries is reused), a
+dataset of one exact row per entry, then ``manifest build`` without and (unless
+``--no-report``) with ``report.html``, and ``manifest verify`` with the dataset, each in a fresh
+child process: wall time, peak RSS of the process and of its largest child interpreter, pack
+bytes per example, and the raw Ed25519 verify rates on one core and on two (two processes at
+once) measured in the same run, before and after, so that the verify rate can be read as a
+ratio on a loaded machine (issue 11's target: >= 0.8 x the two-core rate).
 
 Usage:
     python bench/manifest_bench.py [--tree 1000000] [--entries 20000] [--home DIR]
+        [--skip-proofs] [--no-report]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -86,6 +92,25 @@ def ed25519_rate(seconds: float = 1.0) -> float:
     return count / (time.perf_counter() - started)
 
 
+def _rate_child(seconds: str) -> None:
+    print(json.dumps({"rate": ed25519_rate(float(seconds))}))
+
+
+def rates(seconds: float = 3.0) -> tuple[float, float]:
+    """Raw Ed25519 verifies per second on one core, and on two (two processes at once)."""
+    one = float(_child("rate", str(seconds))["rate"])  # type: ignore[arg-type]
+    both = [
+        subprocess.Popen(
+            [sys.executable, __file__, "--child", "rate", str(seconds)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    two = sum(float(json.loads(p.communicate()[0].strip().splitlines()[-1])["rate"]) for p in both)
+    return one, two
+
+
 def child_build(home: str, dataset: str, out: str, report: str) -> None:
     from ledger.manifest import build
     from ledger.policy import DeclaredFacts
@@ -98,8 +123,8 @@ def child_build(home: str, dataset: str, out: str, report: str) -> None:
     vkey = lg.verifier_key
     lg.close()
     size = sum(p.stat().st_size for p in Path(out).rglob("*") if p.is_file())
-    print(json.dumps({"seconds": seconds, "rss_mb": _rss(), "bytes": size, "vkey": vkey,
-                      "examples": result.audit.examples}))  # fmt: skip
+    print(json.dumps({"seconds": seconds, "rss_mb": _rss(), "child_rss_mb": _child_rss(),
+                      "bytes": size, "vkey": vkey, "examples": result.audit.examples}))  # fmt: skip
 
 
 def child_verify(pack: str, vkey: str, dataset: str) -> None:
@@ -108,12 +133,18 @@ def child_verify(pack: str, vkey: str, dataset: str) -> None:
     started = time.perf_counter()
     result = verify(pack, vkey, datasets=[dataset])
     seconds = time.perf_counter() - started
-    print(json.dumps({"seconds": seconds, "rss_mb": _rss(), "ok": result.ok,
+    print(json.dumps({"seconds": seconds, "rss_mb": _rss(), "child_rss_mb": _child_rss(),
+                      "ok": result.ok,
                       "failure": str(result.failure) if result.failure else None}))  # fmt: skip
 
 
 def _rss() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _child_rss() -> float:
+    # The largest child (worker interpreters, the conduct worker) the process waited for.
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
 
 
 def _child(*args: str) -> dict[str, object]:
@@ -138,6 +169,8 @@ def main() -> None:
         kind, *rest = args.child
         if kind == "build":
             child_build(*rest)
+        elif kind == "rate":
+            _rate_child(*rest)
         else:
             child_verify(*rest)
         return
@@ -146,21 +179,44 @@ def main() -> None:
     if args.entries <= 0:
         return
     home = args.home or Path(tempfile.mkdtemp(prefix="manifest-bench-"))
+    home.mkdir(parents=True, exist_ok=True)
     build_ledger(home, None, args.entries)
     exact, _ = write_datasets(home, args.entries, args.entries, 0)
-    out = Path(tempfile.mkdtemp(prefix="manifest-pack-")) / "pack"
-    rate = ed25519_rate()
-    built = _child("build", str(home), str(exact), str(out), "0" if args.no_report else "1")
-    checked = _child("verify", str(out), str(built["vkey"]), str(exact))
-    examples = int(built["examples"])  # type: ignore[call-overload]
-    verify_rate = examples / float(checked["seconds"])  # type: ignore[arg-type]
-    report = "without" if args.no_report else "with"
-    print(f"\n{examples:,} examples vs {args.entries:,} entries, {report} report.html")
-    print(f"build  {built['seconds']:.1f} s, RSS {built['rss_mb']:.0f} MB, pack "
+    packs = Path(tempfile.mkdtemp(prefix="manifest-pack-"))
+    print(f"load average {_load()}")
+    one, two = rates()
+    print(f"raw Ed25519 verify: one core {one:,.0f}/s, two cores {two:,.0f}/s")
+    plain = _child("build", str(home), str(exact), str(packs / "plain"), "0")
+    examples = int(plain["examples"])  # type: ignore[call-overload]
+    _show("build --no-report", plain, examples)
+    print(f"load average {_load()}")
+    checked = _child("verify", str(packs / "plain"), str(plain["vkey"]), str(exact))
+    print(f"load average {_load()}")
+    one_after, two_after = rates()
+    print(f"raw Ed25519 verify after: one core {one_after:,.0f}/s, two cores {two_after:,.0f}/s")
+    seconds = float(checked["seconds"])  # type: ignore[arg-type]
+    rate = examples / seconds
+    raw_two = (two + two_after) / 2
+    print(f"verify --dataset {seconds:.1f} s ({rate:,.0f} examples/s = "
+          f"{rate / raw_two:.2f} x the two-core raw rate, {rate / ((one + one_after) / 2):.2f} x "
+          f"one core), RSS {checked['rss_mb']:.0f} MB + worker {checked['child_rss_mb']:.0f} MB, "
+          f"ok={checked['ok']} {checked['failure'] or ''}")  # fmt: skip
+    if not args.no_report:
+        full = _child("build", str(home), str(exact), str(packs / "full"), "1")
+        _show("build with report.html", full, examples)
+        page = (packs / "full" / "report.html").stat().st_size
+        print(f"report.html {page / 1e6:.1f} MB; load average {_load()}")
+    shutil.rmtree(packs, ignore_errors=True)
+
+
+def _show(label: str, built: dict[str, object], examples: int) -> None:
+    print(f"{label}: {examples:,} examples, {built['seconds']:.1f} s, RSS {built['rss_mb']:.0f} MB"
+          f" + child {built['child_rss_mb']:.0f} MB, pack "
           f"{int(built['bytes']) / examples:.0f} B per example")  # type: ignore[call-overload]  # fmt: skip
-    print(f"verify {checked['seconds']:.1f} s ({verify_rate:,.0f} examples/s), RSS "
-          f"{checked['rss_mb']:.0f} MB, ok={checked['ok']} {checked['failure'] or ''}")  # fmt: skip
-    print(f"raw Ed25519 verify, one core: {rate:,.0f}/s")
+
+
+def _load() -> str:
+    return " ".join(f"{x:.1f}" for x in os.getloadavg())
 
 
 if __name__ == "__main__":
