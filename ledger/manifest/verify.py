@@ -147,10 +147,12 @@ class _State:
     subjects: list[dict[str, Any]] = field(default_factory=list)
     checkpoint: Checkpoint | None = None
     # What the checks after the entries pass need of each entry; bodies are not kept (a
-    # million of them would not fit): the index for re-linking, the sketches for near links,
-    # and each entry's re-evaluated verdict (document digest and verdict; own: the auditor's).
+    # million of them would not fit): the index for re-linking and each entry's re-evaluated
+    # verdict (document digest and verdict; own: the auditor's). Sketches (about 0.5 KB each)
+    # are read again only for the outputs that records link as near.
     leaves: set[int] = field(default_factory=set)
     index: IndexBuilder = field(default_factory=IndexBuilder)
+    near_wanted: set[tuple[int, int]] = field(default_factory=set)
     sketches: dict[tuple[int, int], str] = field(default_factory=dict)
     judged: dict[int, tuple[str, str] | None] = field(default_factory=dict)
     own: dict[int, str | None] = field(default_factory=dict)
@@ -280,14 +282,6 @@ def _signed_parts(data: bytes) -> tuple[dict[str, Any], bytes, str, str] | None:
 def _remember(state: _State, leaf: int, body: dict[str, Any], judging: _Judging) -> None:
     entry_id = body.get("id")
     state.index.add_entry(leaf, entry_id if isinstance(entry_id, str) else None, body)
-    outputs = body.get("outputs")
-    if isinstance(outputs, list):
-        for position, record in enumerate(outputs):
-            if isinstance(record, dict) and isinstance(record.get("sketch"), str):
-                number = record.get("index", position)
-                state.sketches[(leaf, number if isinstance(number, int) else position)] = record[
-                    "sketch"
-                ]
     judged = judging.pack.document(body)
     state.judged[leaf] = (judged[0], judged[2].verdict) if judged is not None else None
     if judging.own is not None:
@@ -393,6 +387,8 @@ def _records(state: _State) -> Iterator[tuple[str, dict[str, Any], bytes]]:
                 leaf = link.get("leaf_index") if isinstance(link, dict) else None
                 if not isinstance(leaf, int) or leaf not in state.leaves:
                     raise _fail("records", label, f"links to leaf {leaf}, which the pack lacks")
+                if link.get("match") == "near" and isinstance(link.get("output"), int):
+                    state.near_wanted.add((leaf, link["output"]))
             yield label, record, line
 
 
@@ -557,6 +553,32 @@ def _rederive(
     return match, links
 
 
+def _load_sketches(state: _State) -> None:
+    """The sketches of the outputs that records link as near, from a second entries pass
+    (only when there are near links: most packs have none, and a million sketches would
+    take about 0.5 GB)."""
+    if not state.near_wanted:
+        return
+    leaves = {leaf for leaf, _ in state.near_wanted}
+    with _checking("links", layout.ENTRIES):
+        for _, line in state.pack.lines(layout.ENTRIES):
+            head = _LINE_HEAD.match(line)
+            if head is None or int(head.group(1)) not in leaves:
+                continue  # the layout was checked in the entries pass
+            leaf = int(head.group(1))
+            try:
+                body = orjson.loads(line[head.end() : -1]).get("body")
+            except (orjson.JSONDecodeError, AttributeError):
+                continue
+            outputs = body.get("outputs") if isinstance(body, dict) else None
+            for position, record in enumerate(outputs if isinstance(outputs, list) else ()):
+                if isinstance(record, dict) and isinstance(record.get("sketch"), str):
+                    number = record.get("index", position)
+                    key = (leaf, number if isinstance(number, int) else position)
+                    if key in state.near_wanted:
+                        state.sketches[key] = record["sketch"]
+
+
 def _near_ok(
     state: _State, example: Example, link: dict[str, Any], matcher: Matcher, threshold: float
 ) -> bool:
@@ -599,6 +621,7 @@ def _check_dataset(state: _State, datasets: Sequence[Path]) -> None:
         if not path.is_file() and not path.is_dir():
             raise InputError(f"cannot read dataset file {path}")
     matcher, index = _matcher_over_pack(state)
+    _load_sketches(state)
     examples = _read_dataset(
         [str(p) for p in ordered],
         format=str(params.get("format") or "auto"),
