@@ -28,6 +28,7 @@ import contextlib
 import hashlib
 import json
 import os
+import select as select_module
 import threading
 import time
 import urllib.parse
@@ -36,8 +37,8 @@ from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, and_, exists, select
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy import Engine, and_, event, exists, select
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import SQLModel
 
@@ -166,7 +167,11 @@ class Service:
             url = f"sqlite:///file:{quoted}?mode=ro&uri=true"
         else:
             url = schema.read_only_url(url)
-        engine = schema.make_engine(url, sqlite_busy_timeout=settings.sqlite_busy_timeout)
+        engine = schema.make_engine(
+            url, sqlite_busy_timeout=settings.sqlite_busy_timeout, pre_ping=False
+        )
+        if engine.dialect.name == "postgresql":
+            event.listen(engine, "checkout", _drop_if_closed)
         try:
             schema.require_schema(engine)
             return Ledger(engine, None, origin=settings.origin, judge=False, home=settings.home)
@@ -493,12 +498,45 @@ def _driver_rows(conn: Any, sql: str, params: Sequence[int]) -> list[Any]:
     SQLite and in a transaction PostgreSQL opens, which the pool rolls back on return.
     """
     driver = conn.connection.driver_connection
-    if conn.dialect.name == "postgresql":
-        with driver.cursor(binary=True) as cursor:
-            cursor.execute(sql.replace("?", "%s"), params)
-            return list(cursor.fetchall())
-    cursor = driver.cursor()
     try:
-        return list(cursor.execute(sql, params).fetchall())
-    finally:
-        cursor.close()
+        if conn.dialect.name == "postgresql":
+            with driver.cursor(binary=True) as cursor:
+                cursor.execute(sql.replace("?", "%s"), params)
+                return list(cursor.fetchall())
+        cursor = driver.cursor()
+        try:
+            return list(cursor.execute(sql, params).fetchall())
+        finally:
+            cursor.close()
+    except conn.dialect.loaded_dbapi.Error as exc:
+        # Driver errors bypass SQLAlchemy here: map them as _db does, and drop a connection
+        # that has died so that the pool does not hand it out again.
+        if conn.dialect.is_disconnect(exc, conn.connection.dbapi_connection, None):
+            conn.invalidate(exc)
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise StoreError(
+            f"reading the log on {schema.redact_url(str(conn.engine.url))}: {first}"
+        ) from exc
+
+
+def _drop_if_closed(dbapi_conn: Any, _record: Any, _proxy: Any) -> None:
+    """Refuse a pooled PostgreSQL connection the server has closed, without a round trip.
+
+    ``pool_pre_ping`` sends a query on every checkout: one round trip per read, on the reader
+    that serves every request. Instead, an idle connection that the server closed (restart,
+    ``pg_terminate_backend``, an idle timeout) has already been told so: its socket is
+    readable (the termination notice, or end of file) while nothing was asked. Such a
+    connection, or one libpq already knows is bad, raises DisconnectionError, which makes the
+    pool discard it and check out another (SQLAlchemy's documented pessimistic-disconnect
+    hook), so a closed connection never reaches a request. A connection cut without the
+    server saying so (a network partition) is not seen here; the query on it fails and
+    SQLAlchemy invalidates the pool, as it did before.
+    """
+    if dbapi_conn.closed or dbapi_conn.broken:
+        raise DisconnectionError("the connection is closed")
+    try:
+        readable, _, _ = select_module.select([dbapi_conn.fileno()], [], [], 0)
+    except (OSError, ValueError) as exc:
+        raise DisconnectionError("the connection's socket is gone") from exc
+    if readable:
+        raise DisconnectionError("the server sent something to an idle connection: closed")

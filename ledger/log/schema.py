@@ -151,8 +151,12 @@ def make_engine(
     sqlite_synchronous: str = "full",
     sqlite_busy_timeout: float = 30.0,
     read_only: bool = False,
+    pre_ping: bool = True,
 ) -> Engine:
     """Create an engine for ``url`` configured for the ledger's locking discipline.
+
+    ``pre_ping=False`` drops PostgreSQL's round trip per checkout (``pool_pre_ping``); the
+    caller then keeps broken connections away itself (see ``ledger.api.service``).
 
     ``sqlite_synchronous`` is SQLite's ``synchronous`` pragma: ``full`` (default) makes every
     commit survive power loss; ``normal`` survives a crash of the application but not of the
@@ -174,7 +178,7 @@ def make_engine(
             else:
                 _configure_sqlite(engine, sqlite_synchronous.upper())
         else:
-            kwargs: dict[str, Any] = {"pool_pre_ping": True}
+            kwargs: dict[str, Any] = {"pool_pre_ping": pre_ping}
             if not url.startswith("postgresql"):
                 raise ConfigError(
                     f"unsupported database {redact_url(url)}: use sqlite:/// or postgresql+psycopg://"

@@ -1,0 +1,39 @@
+"""The service's read pool on PostgreSQL: no ping per checkout, and no closed connection served."""
+
+from __future__ import annotations
+
+from sqlalchemy import create_engine, text
+
+from .conftest import ServeFactory
+
+
+def test_a_connection_the_server_closed_never_reaches_a_request(
+    serve: ServeFactory, database_url: str
+) -> None:
+    served = serve()
+    engine = served.app.state.service.engine
+    if engine.dialect.name != "postgresql":
+        assert served.client.get("/v1/entries/3", headers=served.headers("auditor")).is_success
+        return  # SQLite has no server to close a connection
+    assert engine.pool._pre_ping is False  # the round trip per checkout is gone
+    headers = served.headers("auditor")
+    assert served.client.get("/v1/entries/3", headers=headers).status_code == 200
+    with engine.connect() as conn:  # the pooled connection that request used
+        victims = {conn.exec_driver_sql("SELECT pg_backend_pid()").scalar()}
+    admin = create_engine(database_url)
+    try:
+        with admin.connect() as conn:
+            for pid in victims:
+                conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+                # pg_terminate_backend only signals; wait until that backend is gone.
+                conn.execute(
+                    text(
+                        "DO $$ BEGIN WHILE EXISTS (SELECT 1 FROM pg_stat_activity "
+                        f"WHERE pid = {int(pid)}) LOOP PERFORM pg_sleep(0.01); END LOOP; END $$"
+                    )
+                )
+    finally:
+        admin.dispose()
+    for path in ("/v1/entries/3", "/v1/entries?limit=2", "/v1/log/checkpoint"):
+        answer = served.client.get(path, headers=headers)
+        assert answer.status_code == 200, answer.text
