@@ -1,11 +1,18 @@
 """Crash and outage harnesses shared by the tests and ``bench/durability.py``.
 
-``kill_storm``: child processes write into one ledger and print every entry id the moment the
+``kill_storm``: child processes write into one ledger and send every entry id the moment the
 ledger acknowledged it (``append``/``append_many`` returned, ``flush`` returned after
-``submit``, a sync-durability call returned); the parent reads their output as it comes and
-SIGKILLs them at a random acknowledged count. Afterwards every acknowledged id must be in the
-ledger, once, and the log must verify. Rounds reuse the same ledger, so each one also starts
-from whatever the previous kill left behind (a hot SQLite WAL, a PostgreSQL backend gone).
+``submit``, a sync-durability call returned), and a start marker just before each write; the
+parent reads their messages as they come and SIGKILLs them at a random acknowledged count. A
+child whose last message was a start marker was killed mid-write: the storm counts those, so
+a test can fail a storm that never hit the window. Afterwards every acknowledged id must be in
+the ledger, once, and the log must verify. Rounds reuse the same ledger, so each one also
+starts from whatever the previous kill left behind (a hot SQLite WAL, a PostgreSQL backend
+gone): every child opens the ledger itself, after the previous round's children died.
+
+The children are forked by a ``multiprocessing`` fork server that imported the ledger (and the
+OpenAI SDK) once, so a round costs the writing, not a new interpreter's imports. The fork
+server has no ledger open and no threads of ours when it forks.
 
 ``postgres_outage``: recorded async calls keep going while a local TCP forwarder in front of
 PostgreSQL is closed for ``seconds`` (the server itself is never touched); then the spool is
@@ -15,16 +22,17 @@ once.
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import random
 import signal
 import socket
-import subprocess
 import sys
 import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -32,59 +40,84 @@ from urllib.parse import urlsplit
 REPO = Path(__file__).resolve().parents[2]
 #: Most calls made during one outage (each takes a few milliseconds against the local fake).
 MAX_OUTAGE_CALLS = 20_000
+#: The message a child sends just before each write (ids are 36 characters, never this).
+STARTING = b"+"
+#: Imported once by the fork server, not by every child: what a child imports to open a
+#: ledger (the migration check, both dialects), to judge its first entry (the parsed shipped
+#: policies) and to make its first recorded OpenAI call.
+#: A name that is gone is skipped by the fork server; the child then imports what it needs.
+_PRELOAD = [
+    "ledger._ledger", "ledger.log.ids", "ledger.settings", "ledger.log.writer", "ledger._judge",
+    "ledger.policy.engine", "ledger.recorder", "alembic.command", "alembic.runtime.migration",
+    "sqlalchemy.dialects.sqlite", "sqlalchemy.dialects.postgresql.psycopg", "psycopg",
+    "httpcore2", "openai", "openai.resources.chat", "tests.recorder.storm_warmup",
+]  # fmt: skip
 
-CHILD = r"""
-import os, sys
-from pathlib import Path
-from ledger._ledger import Ledger
-from ledger.log.ids import uuid7
-from ledger.settings import Settings
 
-mode, url, home, worker = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
-settings = Settings(home=Path(home), database_url=url, sqlite_busy_timeout=30)
-lg = Ledger.from_settings(settings, create=False)
-out = sys.stdout
-n = 0
-if mode == "sync":
-    import openai
-    from ledger.recorder import wrap
-    client = wrap(
-        openai.OpenAI(api_key="sk-storm", base_url=sys.argv[5], max_retries=0),
-        ledger=lg, purpose="evaluate", durability="sync", hosts={"127.0.0.1": "openai"},
-    )
-while True:
-    n += 1
-    if mode == "append":
-        body = {"v": 1, "id": uuid7(), "provider": "openai", "worker": worker, "n": n}
-        lg.append(body)
-        out.write(body["id"] + "\n")
-    elif mode == "append_many":
-        bodies = [{"v": 1, "id": uuid7(), "worker": worker, "n": n, "k": k} for k in range(25)]
-        lg.append_many(bodies)
-        out.write("".join(b["id"] + "\n" for b in bodies))
-    elif mode == "submit":
-        bodies = [{"v": 1, "id": uuid7(), "worker": worker, "n": n, "k": k} for k in range(25)]
-        for body in bodies:
-            lg.submit(body)
-        if not lg.flush(timeout=60):
-            raise SystemExit("flush timed out")
-        out.write("".join(b["id"] + "\n" for b in bodies))
-    elif mode == "sync":
-        raw = client.chat.completions.with_raw_response.create(
-            model="m", messages=[{"role": "user", "content": "x"}])
-        raw.parse()
-        out.write(raw.headers["x-ledger-entry-id"] + "\n")
-    out.flush()
-"""
+def _child(mode: str, url: str, home: str, worker: str, base_url: str, out: Connection) -> None:
+    """One storm child: write in ``mode`` until killed, sending each acknowledged id."""
+    with open(Path(home) / "storm-stderr.txt", "ab") as stderr:
+        os.dup2(stderr.fileno(), 2)
+    from ledger._ledger import Ledger
+    from ledger.log.ids import uuid7
+    from ledger.settings import Settings
+
+    settings = Settings(home=Path(home), database_url=url, sqlite_busy_timeout=30)
+    lg = Ledger.from_settings(settings, create=False)
+    if mode == "sync":
+        import openai
+
+        from ledger.recorder import wrap
+
+        client = wrap(
+            openai.OpenAI(api_key="sk-storm", base_url=base_url, max_retries=0),
+            ledger=lg,
+            purpose="evaluate",
+            durability="sync",
+            hosts={"127.0.0.1": "openai"},
+        )
+    n = 0
+    while True:
+        n += 1
+        out.send_bytes(STARTING)
+        if mode == "append":
+            body = {"v": 1, "id": uuid7(), "provider": "openai", "worker": worker, "n": n}
+            lg.append(body)
+            ids = [body["id"]]
+        elif mode == "append_many":
+            bodies = [{"v": 1, "id": uuid7(), "worker": worker, "n": n, "k": k} for k in range(25)]
+            lg.append_many(bodies)
+            ids = [b["id"] for b in bodies]
+        elif mode == "submit":
+            bodies = [{"v": 1, "id": uuid7(), "worker": worker, "n": n, "k": k} for k in range(25)]
+            for body in bodies:
+                lg.submit(body)
+            if not lg.flush(timeout=60):
+                raise SystemExit("flush timed out")
+            ids = [b["id"] for b in bodies]
+        elif mode == "sync":
+            raw = client.chat.completions.with_raw_response.create(
+                model="m", messages=[{"role": "user", "content": "x"}]
+            )
+            raw.parse()
+            ids = [raw.headers["x-ledger-entry-id"]]
+        else:
+            raise SystemExit(f"unknown storm mode {mode!r}")
+        # One message of at most 25 ids (under PIPE_BUF): one write, whole or not at all.
+        out.send_bytes("\n".join(ids).encode())
 
 
 @dataclass
 class StormResult:
-    """What one storm saw: acknowledged ids, and what the ledger holds afterwards."""
+    """What one storm saw: acknowledged ids, kills, and what the ledger holds afterwards."""
 
     acknowledged: list[str] = field(default_factory=list)
     stored: Counter[str] = field(default_factory=Counter)
     rounds: int = 0
+    #: Children SIGKILLed (every child of every round).
+    kills: int = 0
+    #: Kills that landed while the child was writing: after its start marker, before the ack.
+    mid_write: int = 0
     verified: bool = False
 
     @property
@@ -98,12 +131,31 @@ class StormResult:
         return sum(count - 1 for count in self.stored.values() if count > 1)
 
 
-def _reader(proc: subprocess.Popen[str], sink: list[str], lock: threading.Lock) -> None:
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        if line.endswith("\n"):  # a line cut by the kill was never acknowledged
-            with lock:
-                sink.append(line.strip())
+@dataclass
+class _Feed:
+    """One child's messages as its reader thread took them."""
+
+    writing: bool = False  # the last message was a start marker
+
+
+def _reader(conn: Connection, feed: _Feed, sink: list[str], lock: threading.Lock) -> None:
+    while True:
+        try:
+            message = conn.recv_bytes()
+        except (EOFError, OSError):  # the child died; a cut message was never acknowledged
+            return
+        with lock:
+            if message == STARTING:
+                feed.writing = True
+            else:
+                sink.extend(message.decode().split("\n"))
+                feed.writing = False
+
+
+def _context() -> Any:
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(_PRELOAD)  # takes effect if this starts the fork server
+    return ctx
 
 
 def kill_storm(
@@ -122,56 +174,61 @@ def kill_storm(
 
     The ledger at ``url``/``home`` must exist (the children open it with ``create=False``).
     Each round kills every child once the round has seen a random number of acknowledgements
-    in ``acks`` (or the child died). Children's stdout is read by threads as it comes, so no
-    child ever blocks on a full pipe; stderr goes to a file.
+    in ``acks`` and every child is inside a write (or a child died). Children's messages are
+    read by threads as they come, so no child ever blocks on a full pipe; their stderr goes to
+    ``home/storm-stderr.txt``.
     """
     rng = random.Random(seed)  # noqa: S311 - picks kill moments, not secrets
     result = StormResult()
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    ctx = _context()
+    errors = home / "storm-stderr.txt"
+    errors.touch()
+    if str(REPO) not in sys.path:  # the fork server imports this module by name
+        sys.path.insert(0, str(REPO))
     for _ in range(rounds):
         target = rng.randint(*acks)
         seen: list[str] = []
         lock = threading.Lock()
-        procs: list[subprocess.Popen[str]] = []
+        procs: list[Any] = []
+        feeds: list[_Feed] = []
         readers: list[threading.Thread] = []
-        errors = home / "storm-stderr.txt"
-        with errors.open("a") as stderr:
-            for worker in range(processes):
-                proc = subprocess.Popen(
-                    [sys.executable, "-c", CHILD, mode, url, str(home), str(worker), base_url],
-                    stdout=subprocess.PIPE,
-                    stderr=stderr,
-                    text=True,
-                    cwd=REPO,
-                    env=env,
-                )
-                procs.append(proc)
-                reader = threading.Thread(target=_reader, args=(proc, seen, lock), daemon=True)
-                reader.start()
-                readers.append(reader)
-            deadline = time.monotonic() + round_timeout
-            while True:
-                with lock:
-                    count = len(seen)
-                alive = [p for p in procs if p.poll() is None]
-                if count >= target or not alive or time.monotonic() > deadline:
-                    break
-                # Polling the count, not waiting for an event: the children are other
-                # processes, and the kill must land at an arbitrary point of their work.
-                readers[0].join(0.005)
-            for proc in procs:
-                if proc.poll() is None:
-                    proc.send_signal(signal.SIGKILL)
-            for proc in procs:
-                proc.wait(timeout=30)
-            for reader in readers:
-                reader.join(timeout=30)
-            for proc in procs:
-                if proc.stdout is not None:
-                    proc.stdout.close()
+        for worker in range(processes):
+            receive, send = ctx.Pipe(duplex=False)
+            proc = ctx.Process(
+                target=_child, args=(mode, url, str(home), str(worker), base_url, send)
+            )
+            proc.start()
+            send.close()  # the child holds the only writing end: its death ends the feed
+            feed = _Feed()
+            reader = threading.Thread(target=_reader, args=(receive, feed, seen, lock), daemon=True)
+            reader.start()
+            procs.append(proc)
+            feeds.append(feed)
+            readers.append(reader)
+        deadline = time.monotonic() + round_timeout
+        while True:
+            with lock:
+                count = len(seen)
+                # Kill while every child is inside a write: not while one is still opening
+                # the ledger, nor in the instant between an ack and its next write (which a
+                # loaded machine stretches by preempting the child right after the ack).
+                writing = all(feed.writing for feed in feeds)
+            alive = [p for p in procs if p.is_alive()]
+            if (count >= target and writing) or not alive or time.monotonic() > deadline:
+                break
+            # Polling the count, not waiting for an event: the children are other
+            # processes, and the kill must land at an arbitrary point of their work.
+            readers[0].join(0.005)
+        for proc in procs:
+            if proc.is_alive():
+                proc.kill()
+        for proc in procs:
+            proc.join(timeout=30)
+        for reader in readers:
+            reader.join(timeout=30)
         if count < target and time.monotonic() > deadline:
             raise AssertionError(f"{mode}: only {count} acknowledgements in {round_timeout}s")
-        died = [p.returncode for p in procs if p.returncode != -signal.SIGKILL]
+        died = [p.exitcode for p in procs if p.exitcode != -signal.SIGKILL]
         if died:
             raise AssertionError(
                 f"{mode}: a child exited by itself ({died}); see {errors}: "
@@ -179,6 +236,8 @@ def kill_storm(
             )
         result.acknowledged += seen
         result.rounds += 1
+        result.kills += len(procs)
+        result.mid_write += sum(feed.writing for feed in feeds)
     _check(result, url, home)
     return result
 
@@ -389,7 +448,8 @@ def describe(result: Any) -> str:
     """One line for a report."""
     if isinstance(result, StormResult):
         return (
-            f"{result.rounds} rounds, {len(result.acknowledged)} acknowledged, "
+            f"{result.rounds} rounds, {result.kills} kills ({result.mid_write} mid-write), "
+            f"{len(result.acknowledged)} acknowledged, "
             f"{result.lost} lost, {result.duplicated} duplicated, verify ok={result.verified}"
         )
     return (

@@ -1,7 +1,9 @@
 """kill -9 storms: no acknowledged entry is ever lost (issue 8, "Done means").
 
-Children append, append_many, submit+flush or make sync-durability calls and print each id as
-it is acknowledged; they are SIGKILLed at random points (see ``tests/recorder/storm.py``).
+Children append, append_many, submit+flush or make sync-durability calls and send each id as
+it is acknowledged; they are SIGKILLed at random points (see ``tests/recorder/storm.py``), and
+each storm must have killed children mid-write (after a write began, before its ack) several
+times, so a storm that only ever killed idle children fails.
 ``bench/durability.py`` runs the same storms longer.
 """
 
@@ -26,8 +28,10 @@ def _sqlite(home: Path) -> str:
 @pytest.mark.parametrize("mode", ["append", "append_many", "submit"])
 def test_sqlite_storm_loses_no_acknowledged_entry(tmp_path: Path, mode: str) -> None:
     url = _sqlite(tmp_path)
-    result = storm.kill_storm(mode, url, tmp_path, rounds=2, acks=(10, 80))
-    assert len(result.acknowledged) >= 20
+    result = storm.kill_storm(mode, url, tmp_path, rounds=3, acks=(10, 80))
+    assert len(result.acknowledged) >= 30
+    assert result.mid_write >= 2, storm.describe(result)
+
     assert result.lost == 0, storm.describe(result)
     assert result.duplicated == 0
     assert result.verified
@@ -38,9 +42,11 @@ def test_sync_durability_calls_survive_kill(
 ) -> None:
     url = _sqlite(tmp_path)
     result = storm.kill_storm(
-        "sync", url, tmp_path, rounds=2, acks=(5, 30), base_url=fake_provider.openai_base_url
+        "sync", url, tmp_path, rounds=3, acks=(5, 30), base_url=fake_provider.openai_base_url
     )
-    assert len(result.acknowledged) >= 10
+    assert len(result.acknowledged) >= 15
+    assert result.mid_write >= 2, storm.describe(result)
+
     assert result.lost == 0, storm.describe(result)
     assert result.duplicated == 0
 
@@ -56,6 +62,9 @@ def test_four_postgres_processes_storm(tmp_path: Path) -> None:
         url = storm.postgres_schema_url(base, schema)
         ledger.open(url, home=tmp_path).close()
         result = storm.kill_storm("append_many", url, tmp_path, processes=4, rounds=2)
+        assert result.kills == 8
+        assert result.mid_write >= 4, storm.describe(result)
+
         assert result.lost == 0, storm.describe(result)
         assert result.duplicated == 0
         assert result.verified
