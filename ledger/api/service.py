@@ -28,7 +28,6 @@ import contextlib
 import hashlib
 import json
 import os
-import select as select_module
 import threading
 import time
 import urllib.parse
@@ -38,11 +37,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Engine, Integer, and_, bindparam, event, exists, select
-from sqlalchemy.exc import DBAPIError, DisconnectionError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import SQLModel
 
 from ledger._ledger import Ledger
+from ledger.api.reads import HashCache, driver_rows, drop_if_closed
 from ledger.api.settings import ApiSettings
 from ledger.api.tokens import TokenCache
 from ledger.crypto import multiproof, tree
@@ -149,7 +149,7 @@ class Service:
             raise
         self._checkpoint_lock = threading.Lock()
         self._head: tuple[CheckpointRecord, float] | None = None  # (record, monotonic when read)
-        self._hashes = _HashCache()
+        self._hashes = HashCache()
         self._page_queries: dict[frozenset[str], Any] = {}
         self.tokens = TokenCache(self.engine, settings.api_token_cache_seconds)
         self._policies: Any = None
@@ -172,7 +172,7 @@ class Service:
             url, sqlite_busy_timeout=settings.sqlite_busy_timeout, pre_ping=False
         )
         if engine.dialect.name == "postgresql":
-            event.listen(engine, "checkout", _drop_if_closed)
+            event.listen(engine, "checkout", drop_if_closed)
         try:
             schema.require_schema(engine)
             return Ledger(engine, None, origin=settings.origin, judge=False, home=settings.home)
@@ -277,7 +277,7 @@ class Service:
         size = record.tree_size
         needed = tree.plan(lambda read: tree.inclusion_proof(leaf_index, size, read))
         with _db(self.engine, "reading an entry"), self.engine.connect() as conn:
-            rows = _driver_rows(
+            rows = driver_rows(
                 conn, "SELECT entry, dataset FROM entries WHERE leaf_index = ?", [leaf_index]
             )
             if not rows or (scope is not None and rows[0][1] not in scope):
@@ -451,122 +451,3 @@ def _db(engine: Engine, doing: str) -> Iterator[None]:
         orig = getattr(exc, "orig", None) or exc
         first = (str(orig).strip().splitlines() or [type(orig).__name__])[0]
         raise StoreError(f"{doing} on {schema.redact_url(str(engine.url))}: {first}") from exc
-
-
-class _HashCache:
-    """Stored subtree hashes by index, read from the database once and then kept.
-
-    A stored hash never changes once written (it covers a complete subtree), so a cached one
-    is never stale; the top of the tree is shared by every proof. Two generations bound the
-    memory (about ``2 * size`` hashes): when the young one fills, it becomes the old one and
-    a hash read from the old one moves back, so the hashes in use stay while the rest ages
-    out.
-    """
-
-    def __init__(self, size: int = 1 << 16) -> None:
-        self._size = size
-        self._young: dict[int, bytes] = {}
-        self._old: dict[int, bytes] = {}
-        self._lock = threading.Lock()
-
-    def read(self, conn: Any, indexes: Sequence[int]) -> list[bytes]:
-        """The hashes at ``indexes``, in order; misses are read on ``conn`` in one query."""
-        found: dict[int, bytes] = {}
-        missing = []
-        young, old = self._young, self._old
-        for i in indexes:
-            value = young.get(i)
-            if value is None:
-                value = old.get(i)
-            if value is None:
-                missing.append(i)
-            else:
-                found[i] = value
-        if missing:
-            fetched = _fetch_hashes(conn, missing)
-            found.update(fetched)
-        else:
-            fetched = {}
-        gone = [i for i in indexes if i not in found]
-        if gone:
-            level, first, end = tree.subtree_range(gone[0])
-            raise StoreError(
-                f"stored hash {gone[0]} (level {level}, leaves {first}..{end - 1}) is missing"
-            )
-        with self._lock:
-            if len(self._young) >= self._size:
-                self._old, self._young = self._young, {}
-            self._young.update(fetched)
-            for i in indexes:
-                if i not in self._young:
-                    self._young[i] = found[i]
-        return [found[i] for i in indexes]
-
-
-_IN_CHUNK = 500
-
-
-def _fetch_hashes(conn: Any, indexes: Sequence[int]) -> dict[int, bytes]:
-    found: dict[int, bytes] = {}
-    for start in range(0, len(indexes), _IN_CHUNK):
-        chunk = [int(i) for i in indexes[start : start + _IN_CHUNK]]
-        marks = ",".join("?" * len(chunk))
-        sql = f"SELECT idx, hash FROM tree_hashes WHERE idx IN ({marks})"  # noqa: S608 - marks only
-        for idx, value in _driver_rows(conn, sql, chunk):
-            found[int(idx)] = bytes(value)
-    return found
-
-
-def _driver_rows(conn: Any, sql: str, params: Sequence[int]) -> list[Any]:
-    """Rows of a fixed query over integers, straight from the driver on ``conn``'s connection.
-
-    SQLAlchemy's statement handling and result rows cost several times what the database took
-    to answer: a page's 150 stored hashes took 18 ms of CPU through an expanding ``IN`` under
-    profiling, a third of the page. ``sql`` uses ``?`` marks; on PostgreSQL they become
-    psycopg's and results come in binary format (bytea as text travels as hex; see
-    ``LogStore._select``). A connection SQLAlchemy has not begun reads in autocommit on
-    SQLite and in a transaction PostgreSQL opens, which the pool rolls back on return.
-    """
-    driver = conn.connection.driver_connection
-    try:
-        if conn.dialect.name == "postgresql":
-            with driver.cursor(binary=True) as cursor:
-                cursor.execute(sql.replace("?", "%s"), params)
-                return list(cursor.fetchall())
-        cursor = driver.cursor()
-        try:
-            return list(cursor.execute(sql, params).fetchall())
-        finally:
-            cursor.close()
-    except conn.dialect.loaded_dbapi.Error as exc:
-        # Driver errors bypass SQLAlchemy here: map them as _db does, and drop a connection
-        # that has died so that the pool does not hand it out again.
-        if conn.dialect.is_disconnect(exc, conn.connection.dbapi_connection, None):
-            conn.invalidate(exc)
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise StoreError(
-            f"reading the log on {schema.redact_url(str(conn.engine.url))}: {first}"
-        ) from exc
-
-
-def _drop_if_closed(dbapi_conn: Any, _record: Any, _proxy: Any) -> None:
-    """Refuse a pooled PostgreSQL connection the server has closed, without a round trip.
-
-    ``pool_pre_ping`` sends a query on every checkout: one round trip per read, on the reader
-    that serves every request. Instead, an idle connection that the server closed (restart,
-    ``pg_terminate_backend``, an idle timeout) has already been told so: its socket is
-    readable (the termination notice, or end of file) while nothing was asked. Such a
-    connection, or one libpq already knows is bad, raises DisconnectionError, which makes the
-    pool discard it and check out another (SQLAlchemy's documented pessimistic-disconnect
-    hook), so a closed connection never reaches a request. A connection cut without the
-    server saying so (a network partition) is not seen here; the query on it fails and
-    SQLAlchemy invalidates the pool, as it did before.
-    """
-    if dbapi_conn.closed or dbapi_conn.broken:
-        raise DisconnectionError("the connection is closed")
-    try:
-        readable, _, _ = select_module.select([dbapi_conn.fileno()], [], [], 0)
-    except (OSError, ValueError) as exc:
-        raise DisconnectionError("the connection's socket is gone") from exc
-    if readable:
-        raise DisconnectionError("the server sent something to an idle connection: closed")
