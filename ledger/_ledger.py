@@ -651,14 +651,18 @@ class Ledger:
             # Seal what the old key vouches for before it retires.
             self.checkpoint()
         writer.flush()
-        key = keyring.rotate(kind)
+        # The database registers the new key before the home switches to it. If registering
+        # fails (even after a commit the driver did not confirm) the prepared key stays, and
+        # the next open for writing finishes or drops it by what the database says.
+        key = keyring.prepare_rotation(kind)
+        name = self.origin if kind == "log" else "recorder"
+        self.store.register_key(kind, key.key_id, name, key.public_key.raw)
+        keyring.finish_rotation(kind, key)
         if kind == "recorder":
             from ledger.log.signing import BatchSigner
 
             retired, self._signer = self._signing(), BatchSigner(key)
             retired.close()
-        name = self.origin if kind == "log" else "recorder"
-        self.store.register_key(kind, key.key_id, name, key.public_key.raw)
         if kind == "log":
             self.checkpoint()  # the new key vouches for the head at once
         return [k for k in self.store.keys() if k.key_id == key.key_id][-1]
@@ -756,8 +760,10 @@ def _check_home_keys(engine: Engine, keyring: Keyring) -> None:
     home's, is fine.
     """
     records = LogStore(engine).keys()
-    for kind, key in (("recorder", keyring.recorder), ("log", keyring.log)):
+    for kind in ("recorder", "log"):
         rows = [r for r in records if r.kind == kind]
+        keyring.settle_rotation(kind, rows[-1].key_id if rows else None)
+        key = keyring.recorder if kind == "recorder" else keyring.log
         if rows and rows[-1].key_id != key.key_id:
             raise ConfigError(
                 f"the {kind} key under {keyring.folder} ({key.key_id[:16]}) is not this "

@@ -9,9 +9,11 @@ Layout under ``<home>/keys/`` (every file mode 0600, written atomically):
   is derived (``ledger.crypto.fingerprint.dataset_key``). Homes made before it existed lack it:
   it is created when such a home is opened for writing, never required to load the rest, and
   created at most once even by processes racing on one home (exclusive link, then re-read);
-* ``retired/<kind>-<key id>.pem``: keys replaced by :meth:`Keyring.rotate`, kept so that an
-  operator can still prove possession; their public halves stay in the ``keys`` table and keep
-  verifying old signatures.
+* ``retired/<kind>-<key id>.pem``: keys replaced by a rotation, kept so that an operator can
+  still prove possession; their public halves stay in the ``keys`` table and keep verifying old
+  signatures;
+* ``<kind>.pem.next``: only while a rotation is under way (written before the database
+  registers the new key, renamed over ``<kind>.pem`` after).
 
 Invariants: nothing is written while loading an existing keyring, so a wrong passphrase or a
 corrupt file fails before any change; a missing keyring is created whole. The one write to an
@@ -102,18 +104,61 @@ class Keyring:
         _write_private(folder / "account.secret", secret.hex().encode("ascii") + b"\n")
         return cls(home, keys, secret, passphrase, _ensure_fingerprint_secret(folder))
 
-    def rotate(self, kind: str) -> SigningKey:
-        """Replace the ``kind`` key with a fresh one, keeping the old file under ``retired/``."""
+    def prepare_rotation(self, kind: str) -> SigningKey:
+        """A fresh ``kind`` key saved as ``<kind>.pem.next``; the active key is unchanged.
+
+        Rotation is two-phase so that the home never names a key the database does not: the
+        caller registers the new public key, then calls :meth:`finish_rotation` (or
+        :meth:`abandon_rotation` when registering failed). A process that died in between is
+        settled by :meth:`settle_rotation` at the next open.
+        """
         if kind not in KEY_KINDS:
             raise ConfigError(f"unknown key kind {kind!r}: expected one of {', '.join(KEY_KINDS)}")
+        new = SigningKey.generate()
+        new.save(self._next_path(kind), self._passphrase)
+        return new
+
+    def finish_rotation(self, kind: str, new: SigningKey) -> None:
+        """Retire the active ``kind`` key under ``retired/`` and make ``new`` the active one."""
         old = self._keys[kind]
         retired = self.folder / "retired"
         retired.mkdir(exist_ok=True, mode=0o700)
         old.save(retired / f"{kind}-{old.key_id[:16]}.pem", self._passphrase)
-        new = SigningKey.generate()
-        new.save(self.folder / f"{kind}.pem", self._passphrase)
+        try:
+            os.replace(self._next_path(kind), self.folder / f"{kind}.pem")
+        except OSError as exc:
+            raise KeyFileError(f"cannot install the new {kind} key: {exc.strerror}") from exc
         self._keys[kind] = new
+
+    def abandon_rotation(self, kind: str) -> None:
+        """Remove a prepared key that was never registered."""
+        self._next_path(kind).unlink(missing_ok=True)
+
+    def settle_rotation(self, kind: str, active_key_id: str | None) -> None:
+        """Finish or drop a rotation a dead process left half done.
+
+        The database decides: if its active ``kind`` key is the prepared one, the rotation
+        was registered and is finished here; otherwise the prepared key was never registered
+        and is removed.
+        """
+        path = self._next_path(kind)
+        if not path.exists():
+            return
+        pending = SigningKey.load(path, self._passphrase)
+        if pending.key_id == active_key_id and self._keys[kind].key_id != active_key_id:
+            _log.warning("finishing a %s key rotation an earlier process left half done", kind)
+            self.finish_rotation(kind, pending)
+        else:
+            self.abandon_rotation(kind)
+
+    def rotate(self, kind: str) -> SigningKey:
+        """Replace the ``kind`` key at once (no database involved: for a bare keyring)."""
+        new = self.prepare_rotation(kind)
+        self.finish_rotation(kind, new)
         return new
+
+    def _next_path(self, kind: str) -> Path:
+        return self.folder / f"{kind}.pem.next"
 
     def account_fingerprint(self, credential: str) -> str:
         """HMAC-SHA256 (hex) of an API credential under the ledger-local secret.
