@@ -21,7 +21,9 @@ demo: $(STAMP)
 ## Install what is needed, then lint, type-check and run the whole test suite.
 test: lint typecheck
 	$(BIN)/ledger policy lint
-	$(BIN)/pytest -q
+	# Byte code is cached even where PYTHONDONTWRITEBYTECODE is set: many tests start child
+	# interpreters, and each would otherwise compile every module it imports again.
+	env -u PYTHONDONTWRITEBYTECODE $(BIN)/pytest -q
 
 lint: $(STAMP)
 	$(BIN)/ruff check ledger tests bench migrations
