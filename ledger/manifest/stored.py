@@ -198,19 +198,47 @@ def _part(engine: Engine, pack: StoredPack, part: int) -> bytes:
 
 
 def iter_chunks(engine: Engine, pack: StoredPack) -> Iterator[bytes]:
-    """The stored zip, part by part (one query and one part in memory at a time).
+    """The stored zip, part by part, from one query on one connection.
+
+    The parts stream from the database (a server-side cursor on PostgreSQL), so a few parts
+    at most are in memory; a query per part cost a pool checkout and a round trip each.
 
     Raises (while iterating):
         StoreError: a part is missing or the bytes do not hash to the stored SHA-256.
     """
+    query = (
+        select(_CHUNKS.c.part, _CHUNKS.c.data)
+        .where(_CHUNKS.c.seq == pack.seq)
+        .order_by(_CHUNKS.c.part)
+    )
     digest = hashlib.sha256()
-    for part in range(pack.chunks):
-        data = _part(engine, pack, part)
-        digest.update(data)
-        if part == pack.chunks - 1 and digest.hexdigest() != pack.sha256:
-            # Checked before the last part leaves: a reader never gets a complete wrong zip.
-            raise StoreError(f"the stored pack of build {pack.seq} does not match its SHA-256")
-        yield data
+    expected = 0
+    try:
+        with engine.connect() as conn:
+            rows = conn.execution_options(stream_results=True, max_row_buffer=2).execute(query)
+            try:
+                for part, data in rows:
+                    size = min(pack.chunk_size, pack.size - part * pack.chunk_size)
+                    if part != expected or data is None or len(data) != size:
+                        raise _damaged(pack, expected)
+                    expected += 1
+                    digest.update(data)
+                    if expected == pack.chunks and digest.hexdigest() != pack.sha256:
+                        # Checked before the last part leaves: never a whole wrong zip.
+                        raise StoreError(
+                            f"the stored pack of build {pack.seq} does not match its SHA-256"
+                        )
+                    yield bytes(data)
+            finally:
+                rows.close()  # also when a check fails or the reader stops early
+    except SQLAlchemyError as exc:
+        raise StoreError(f"reading the pack of build {pack.seq} failed: {exc}") from exc
+    if expected != pack.chunks:
+        raise _damaged(pack, expected)
+
+
+def _damaged(pack: StoredPack, part: int) -> StoreError:
+    return StoreError(f"the stored pack of build {pack.seq} is damaged: part {part} is wrong")
 
 
 class _PartReader(io.RawIOBase):
