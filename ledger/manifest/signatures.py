@@ -44,7 +44,7 @@ INLINE_LIMIT = 20_000
 BATCH = 50_000
 _CHUNK = 4_000
 # Signed bytes a SignatureStream lets wait for its worker before the caller checks a chunk.
-BACKLOG_BYTES = 192 << 20
+BACKLOG_BYTES = 64 << 20
 Item = tuple[int, bytes, str, bytes]
 _keys: dict[str, VerifyingKey] = {}
 

@@ -150,11 +150,13 @@ class _State:
     # million of them would not fit): the index for re-linking and each entry's re-evaluated
     # verdict (document digest and verdict; own: the auditor's). Sketches (about 0.5 KB each)
     # are read again only for the outputs that records link as near.
-    leaves: set[int] = field(default_factory=set)
+    # Every leaf of the pack is a key of ``judged`` (None: the entry cannot be judged); the
+    # pairs are shared objects, one per distinct document, not one per entry.
     index: IndexBuilder = field(default_factory=IndexBuilder)
     near_wanted: set[tuple[int, int]] = field(default_factory=set)
     sketches: dict[tuple[int, int], str] = field(default_factory=dict)
     judged: dict[int, tuple[str, str] | None] = field(default_factory=dict)
+    pairs: dict[tuple[str, str], tuple[str, str]] = field(default_factory=dict)
     own: dict[int, str | None] = field(default_factory=dict)
     by_match: dict[str, int] = field(default_factory=lambda: dict.fromkeys(MATCH_CLASSES, 0))
     by_verdict: dict[str, int] = field(default_factory=dict)
@@ -283,7 +285,8 @@ def _remember(state: _State, leaf: int, body: dict[str, Any], judging: _Judging)
     entry_id = body.get("id")
     state.index.add_entry(leaf, entry_id if isinstance(entry_id, str) else None, body)
     judged = judging.pack.document(body)
-    state.judged[leaf] = (judged[0], judged[2].verdict) if judged is not None else None
+    pair = (judged[0], judged[2].verdict) if judged is not None else None
+    state.judged[leaf] = state.pairs.setdefault(pair, pair) if pair is not None else None
     if judging.own is not None:
         mine = judging.own.document(body)
         state.own[leaf] = mine[2].verdict if mine is not None else None
@@ -327,7 +330,6 @@ def _check_entries(
             # checks a chunk itself).
             stream.add((leaf, body_bytes, key_id, signature))
             hashes[leaf] = leaf_hash(data)
-            state.leaves.add(leaf)
             _remember(state, leaf, body, judging)
     state.passed.append("entries")
     return hashes
@@ -385,7 +387,7 @@ def _records(state: _State) -> Iterator[tuple[str, dict[str, Any], bytes]]:
             label = f"{record.get('file')}:{record.get('line')}"
             for link in links:
                 leaf = link.get("leaf_index") if isinstance(link, dict) else None
-                if not isinstance(leaf, int) or leaf not in state.leaves:
+                if not isinstance(leaf, int) or leaf not in state.judged:
                     raise _fail("records", label, f"links to leaf {leaf}, which the pack lacks")
                 if link.get("match") == "near" and isinstance(link.get("output"), int):
                     state.near_wanted.add((leaf, link["output"]))
@@ -397,7 +399,7 @@ def _check_leaf_verdicts(state: _State) -> None:
     documents, leaves = stored.get("documents"), stored.get("leaves")
     if not isinstance(documents, dict) or not isinstance(leaves, dict):
         raise _fail("verdicts", layout.VERDICTS, "needs documents and leaves")
-    for leaf in sorted(state.leaves):
+    for leaf in sorted(state.judged):
         judged, sha = state.judged.get(leaf), leaves.get(str(leaf))
         if judged is None:
             if sha is not None:
