@@ -12,16 +12,25 @@ from ledger import manifest
 from ledger.cli import app
 from ledger.errors import InputError
 from ledger.manifest.export import PLACEHOLDER, export
+from ledger.testing.fake_provider import FakeProviderServer
+from tests.audit.conftest import fake_provider  # noqa: F401 - the shared stand-in teacher
 from tests.audit.helpers import FACTS
-from tests.manifest.conftest import Scenario
+from tests.manifest.conftest import Template, scenario_copy
 
 runner = CliRunner()
 
 
-@pytest.fixture
-def pack(scenario: Scenario, tmp_path: Path) -> Path:
-    return manifest.build(scenario.lg, [scenario.dataset], tmp_path / "pack", name="tutor",
-                          version="1.0.0", profile=FACTS).path  # fmt: skip
+@pytest.fixture(scope="module")
+def pack(
+    scenario_template: Template,
+    fake_provider: FakeProviderServer,  # noqa: F811 - the imported fixture
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Path:
+    """One pack for the module: every test here only reads it."""
+    folder = tmp_path_factory.mktemp("export")
+    with scenario_copy(scenario_template, fake_provider, folder) as scene:
+        return manifest.build(scene.lg, [scene.dataset], folder / "pack", name="tutor",
+                              version="1.0.0", profile=FACTS).path  # fmt: skip
 
 
 # mlcroissant's JSON-LD parsing goes through an rdflib class that rdflib deprecates.

@@ -29,16 +29,15 @@ from ledger.testing.fake_provider import FakeProviderServer
 from tests.audit.conftest import fake_provider  # noqa: F401 - the shared stand-in teacher
 from tests.audit.helpers import FACTS
 from tests.conftest import LedgerFactory
-from tests.manifest.conftest import Scenario, scenario_on
+from tests.manifest.conftest import Scenario, Template, scenario_on
 from tests.recorder.helpers import open_ledger
 
 
 @pytest.fixture
 def built(scenario: Scenario, tmp_path: Path) -> Path:
-    result = manifest.build(
-        scenario.lg, [scenario.dataset], tmp_path / "pack", name="tutor", profile=FACTS
-    )
-    return result.path
+    """This test's copy of the pack built once from the scenario (``scenario`` is the ledger
+    it was built from, with that build in its registry): free to tamper with."""
+    return tmp_path / "pack"
 
 
 def _copy(pack: Path, tmp_path: Path, name: str) -> Path:
@@ -75,7 +74,9 @@ def _write_records(pack: Path, records: list[dict[str, Any]]) -> None:
     (pack / layout.RECORDS).write_bytes(layout.gzip_lines(lines))
 
 
-def test_honest_pack_verifies_offline(scenario: Scenario, built: Path) -> None:
+def test_honest_pack_verifies_offline(
+    scenario: Scenario, built: Path, built_template: Template
+) -> None:
     vkey = scenario.lg.verifier_key
     result = manifest.verify(built, vkey, datasets=[scenario.dataset])
     assert result.failure is None
@@ -89,7 +90,9 @@ def test_honest_pack_verifies_offline(scenario: Scenario, built: Path) -> None:
     assert (summary["examples"], summary["linked"], summary["unlinked"]) == (6, 5, 1)
     assert summary["by_match"]["near"] >= 1
     assert summary["by_match"]["template"] == 1
-    assert str(built.parent) not in json.dumps(statement)  # no builder paths in the statement
+    # No builder paths in the statement (it was built in the template's folder).
+    assert str(built_template.folder) not in json.dumps(statement)
+    assert str(built.parent) not in json.dumps(statement)
     # Every linked entry once, one multiproof over exactly those leaves.
     records = _records(built)
     linked = sorted({x["leaf_index"] for r in records for x in r["links"]})

@@ -19,9 +19,16 @@ from ledger import manifest
 from ledger.crypto.canonical import canonical_json
 from ledger.crypto.dsse import sign_envelope
 from ledger.manifest.pack import MANIFEST, sha256_hex
-from ledger.policy import DeclaredFacts
 from tests.audit.conftest import fake_provider  # noqa: F401 - the shared stand-in teacher
-from tests.manifest.conftest import Scenario, facts, scenario  # noqa: F401 - shared fixtures
+from tests.manifest.conftest import (  # noqa: F401 - shared fixtures
+    Scenario,
+    Template,
+    built_result,
+    built_template,
+    facts,
+    scenario,
+    scenario_template,
+)
 
 CHROMIUM = Path(os.environ.get("LEDGER_TEST_CHROMIUM", "/usr/bin/chromium"))
 
@@ -52,10 +59,10 @@ class BuiltPack:
 
 
 @pytest.fixture
-def built(scenario: Scenario, facts: DeclaredFacts, tmp_path: Path) -> BuiltPack:  # noqa: F811
-    result = manifest.build(
-        scenario.lg, [scenario.dataset], tmp_path / "pack", name="tutor", profile=facts
-    )
+def built(scenario: Scenario, built_template: Template, tmp_path: Path) -> BuiltPack:  # noqa: F811
+    """This test's copy of the pack built once per session from the scenario (``scenario`` is
+    a copy of the ledger it was built from): free to tamper with and to re-sign."""
+    result = built_result(built_template, tmp_path)
     return BuiltPack(scenario.lg, result.path, scenario.dataset, result)
 
 
