@@ -11,15 +11,16 @@ Invariants:
   that copy, closed at teardown; ``Scenario.call`` records into the copy only.
 - A test that uses ``built`` gets the ledger the pack was built from (the second template),
   as it did when the pack was built during its setup; every other test gets the unbuilt one.
+- A copy's SDK client is made on its first ``Scenario.call`` and closed before its ledger.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import shutil
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -45,10 +46,16 @@ class Scenario:
     home: Path
     dataset: Path
     outputs: list[str]
-    client: Any
+    client: Any = None
+    # Builds ``client`` on the first call (most copies never record again: an SDK client
+    # costs two TLS contexts to make).
+    connect: Callable[[], Any] | None = field(default=None, repr=False)
 
     def call(self, chunks: int, n: int = 1) -> list[str]:
         """One more recorded teacher call; the texts of its choices."""
+        if self.client is None:
+            assert self.connect is not None, "a scenario without a client"
+            self.client = self.connect()
         response = self.client.chat.completions.create(
             model="gpt-4o", messages=CHAT, n=n, extra_headers={"x-fake-chunks": str(chunks)}
         )
@@ -120,8 +127,13 @@ def scenario_copy(
         shutil.copytree(template.folder / "pack", folder / "pack")
     lg = open_ledger(folder / "home")
     try:
-        with _client(lg, server) as client:
-            yield Scenario(lg, folder / "home", folder / "train.jsonl", [*template.outputs], client)
+        with ExitStack() as clients:  # closed before the ledger
+
+            def connect() -> Any:
+                return clients.enter_context(_client(lg, server))
+
+            home, dataset = folder / "home", folder / "train.jsonl"
+            yield Scenario(lg, home, dataset, [*template.outputs], connect=connect)
     finally:
         lg.close()
 
