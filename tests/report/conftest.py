@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -66,10 +67,15 @@ def built(scenario: Scenario, built_template: Template, tmp_path: Path) -> Built
     return BuiltPack(scenario.lg, result.path, scenario.dataset, result)
 
 
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Any]:
-    """Headless Chromium from the system. In CI (CI=true) a browser that cannot start fails
-    the tests; elsewhere they are skipped with the reason."""
+@contextmanager
+def chromium_browser() -> Iterator[Any]:
+    """Headless Chromium from the system, stopped on exit. In CI (CI=true) a browser that
+    cannot start fails the tests; elsewhere they are skipped with the reason.
+
+    Playwright's sync API keeps its event loop marked as running in this thread while it is
+    open, and ``asyncio.run`` refuses to start under it: a browser must be closed before any
+    later test uses asyncio, so only the last tests of a session may keep one for the session.
+    """
 
     def unavailable(reason: str) -> None:
         if os.environ.get("CI") == "true":
@@ -92,6 +98,13 @@ def browser() -> Iterator[Any]:
             unavailable(f"Chromium at {CHROMIUM} did not start: {exc.message.splitlines()[0]}")
         yield chromium
         chromium.close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """One headless Chromium per test module (see :func:`chromium_browser`)."""
+    with chromium_browser() as chromium:
+        yield chromium
 
 
 @pytest.fixture
