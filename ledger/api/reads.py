@@ -57,10 +57,7 @@ class HashCache:
             else:
                 found[i] = value
         if missing:
-            fetched = _fetch_hashes(conn, missing)
-            found.update(fetched)
-        else:
-            fetched = {}
+            found.update(_fetch_hashes(conn, missing))
         gone = [i for i in indexes if i not in found]
         if gone:
             level, first, end = tree.subtree_range(gone[0])
@@ -70,10 +67,8 @@ class HashCache:
         with self._lock:
             if len(self._young) >= self._size:
                 self._old, self._young = self._young, {}
-            self._young.update(fetched)
-            for i in indexes:
-                if i not in self._young:
-                    self._young[i] = found[i]
+            for i in indexes:  # new ones, and old ones moving back to the young generation
+                self._young.setdefault(i, found[i])
         return [found[i] for i in indexes]
 
 
