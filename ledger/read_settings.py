@@ -86,9 +86,15 @@ class ReadSettings:
 
     def resolved_database_url(self) -> str:
         """The database URL to use: the configured one, or SQLite under ``home``."""
-        if self.database_url:
-            return self.database_url
-        return f"sqlite:///{(self.home / 'ledger.db').resolve()}"
+        return resolve_database_url(self.database_url, self.home)
+
+
+def resolve_database_url(database_url: str | None, home: Path) -> str:
+    """The configured URL, or the default SQLite file under ``home`` (one rule for both
+    settings objects)."""
+    if database_url:
+        return database_url
+    return f"sqlite:///{(home / 'ledger.db').resolve()}"
 
 
 def _positive_float(raw: str) -> float:

@@ -12,6 +12,8 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from ledger.read_settings import resolve_database_url
+
 __all__ = ["Settings"]
 
 
@@ -101,6 +103,4 @@ class Settings(BaseSettings):
 
     def resolved_database_url(self) -> str:
         """The database URL to use: the configured one, or SQLite under ``home``."""
-        if self.database_url:
-            return self.database_url
-        return f"sqlite:///{(self.home / 'ledger.db').resolve()}"
+        return resolve_database_url(self.database_url, self.home)
