@@ -121,9 +121,7 @@ def _build_json(
     proof = None
     if head is not None and record.tree_size <= head.tree_size:
         first, second = record.tree_size, head.tree_size
-        hashes = (
-            service.reader.consistency_proof(first, second) if 0 < first < second else []
-        )  # RFC 9162 2.1.4: from size 0 or to the same size the proof is empty
+        hashes = service.reader.consistency_proof(first, second)  # empty from 0 or to itself
         proof = {"first": first, "second": second, "hashes": [h.hex() for h in hashes]}
     return record.to_dict() | {
         "stored": pack is not None,
