@@ -3,8 +3,8 @@
 :class:`ledger.settings.Settings` is the one settings object of the project (pydantic-settings,
 env prefix ``LEDGER_``); importing it costs about 0.1 s (pydantic, pydantic-settings), a fifth
 of a read command's start-up budget. A read-only open (``ledger verify``, ``entries list``,
-``ledger.open(..., read_only=True)``) needs five of its fields, so :class:`ReadSettings` reads
-those five the way ``Settings`` does and nothing else.
+``ledger.open(..., read_only=True)``) and ``audit conduct`` need six of its fields, so
+:class:`ReadSettings` reads those six the way ``Settings`` does and nothing else.
 
 Invariants:
 
@@ -29,7 +29,14 @@ from ledger.errors import ConfigError
 __all__ = ["FIELDS", "ReadSettings"]
 
 #: The Settings fields a read-only open uses (read from ``LEDGER_<FIELD>``).
-FIELDS = ("home", "database_url", "origin", "sqlite_busy_timeout", "facts_file")
+FIELDS = (
+    "home",
+    "database_url",
+    "origin",
+    "sqlite_busy_timeout",
+    "facts_file",
+    "conduct_config",
+)
 
 _PREFIX = "ledger_"
 
@@ -48,6 +55,7 @@ class ReadSettings:
     origin: str | None = None
     sqlite_busy_timeout: float = 30.0
     facts_file: Path | None = None
+    conduct_config: Path | None = None
 
     @classmethod
     def from_env(
@@ -70,7 +78,7 @@ class ReadSettings:
         def get(name: str) -> str | None:
             return env.get(_PREFIX + name)
 
-        raw_home, raw_facts = get("home"), get("facts_file")
+        raw_home, raw_facts, raw_conduct = get("home"), get("facts_file"), get("conduct_config")
         raw_timeout = get("sqlite_busy_timeout")
         return cls(
             home=home
@@ -82,6 +90,7 @@ class ReadSettings:
             origin=get("origin"),
             sqlite_busy_timeout=30.0 if raw_timeout is None else _positive_float(raw_timeout),
             facts_file=None if raw_facts is None else Path(raw_facts),
+            conduct_config=None if raw_conduct is None else Path(raw_conduct),
         )
 
     def resolved_database_url(self) -> str:

@@ -20,6 +20,7 @@ VALUES = {
         "\uff15", "\u0663",  # fullwidth five, Arabic-Indic three: float() takes them, pydantic not
     ],
     "facts_file": ["facts.yaml", "/abs/facts.yaml", ""],
+    "conduct_config": ["conduct.yaml", "/abs/conduct.yaml", ""],
 }  # fmt: skip
 
 

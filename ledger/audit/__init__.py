@@ -20,15 +20,50 @@ Example:
 
 from __future__ import annotations
 
-from ledger.audit.dataset import KeySource, Progress, audit_dataset
-from ledger.audit.matching import (
-    DEFAULT_NEAR_THRESHOLD,
-    DEFAULT_WRAPPERS,
-    MATCH_CLASSES,
-    Link,
-)
-from ledger.audit.readers import FORMATS, BadRow, Example, read_dataset
-from ledger.audit.results import DatasetAudit, DutySummary, ExampleResult, IdFinding
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ledger.audit.dataset import KeySource, Progress, audit_dataset
+    from ledger.audit.matching import (
+        DEFAULT_NEAR_THRESHOLD,
+        DEFAULT_WRAPPERS,
+        MATCH_CLASSES,
+        Link,
+    )
+    from ledger.audit.readers import FORMATS, BadRow, Example, read_dataset
+    from ledger.audit.results import DatasetAudit, DutySummary, ExampleResult, IdFinding
+
+# Each public name's module, imported on first use (PEP 562): ``ledger audit conduct`` and the
+# CLI's option defaults need the matcher's constants, not the judge and policy engine that
+# :mod:`ledger.audit.dataset` brings, and start-up is a target (issue 8 point 18).
+_HOMES = {
+    "KeySource": "dataset",
+    "Progress": "dataset",
+    "audit_dataset": "dataset",
+    "DEFAULT_NEAR_THRESHOLD": "matching",
+    "DEFAULT_WRAPPERS": "matching",
+    "MATCH_CLASSES": "matching",
+    "Link": "matching",
+    "FORMATS": "readers",
+    "BadRow": "readers",
+    "Example": "readers",
+    "read_dataset": "readers",
+    "DatasetAudit": "results",
+    "DutySummary": "results",
+    "ExampleResult": "results",
+    "IdFinding": "results",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(f"{__name__}.{home}"), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "DEFAULT_NEAR_THRESHOLD",

@@ -19,12 +19,12 @@ import sys
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 import yaml
 
-from ledger.audit import DEFAULT_NEAR_THRESHOLD, DEFAULT_WRAPPERS, FORMATS, DatasetAudit
+from ledger.audit import DEFAULT_NEAR_THRESHOLD, DEFAULT_WRAPPERS, FORMATS
 from ledger.cli._common import (
     EXIT_CHECK_FAILED,
     current_settings,
@@ -32,12 +32,15 @@ from ledger.cli._common import (
     handle_errors,
     open_ledger,
     print_json,
+    read_settings,
 )
 from ledger.entry_body import call_time
 from ledger.errors import ConfigError, InputError
-from ledger.policy import DeclaredFacts, load_facts_file
 from ledger.policy.conduct import ConductThresholds, Finding, detect, load_conduct_config
 from ledger.vocabulary import resolve_provider
+
+if TYPE_CHECKING:
+    from ledger.audit import DatasetAudit
 
 __all__ = ["app"]
 
@@ -113,7 +116,7 @@ def conduct(
 
     Exit 0 when nothing is found, 1 when there are findings, 2 on bad input.
     """
-    settings = current_settings()
+    settings = read_settings()  # a read command: no pydantic-settings (start-up, issue 8)
     since_at = _parse_since(since) if since is not None else None
     config_path = config or settings.conduct_config
     thresholds, hosts = (
@@ -253,6 +256,8 @@ def dataset(
     """
     settings = current_settings()
     profile_path = facts or settings.facts_file
+    from ledger.policy.facts import DeclaredFacts, load_facts_file
+
     profile = load_facts_file(profile_path) if profile_path else DeclaredFacts()
     keys: Any = None
     names: list[str | None] | None = list(dataset_names) if dataset_names else None

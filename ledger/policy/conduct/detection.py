@@ -33,7 +33,6 @@ from ledger.policy.conduct.model import (
     RulesLookup,
 )
 from ledger.policy.conduct.safety import safety_bypass
-from ledger.policy.engine import conduct_rules
 
 # --------------------------------------------------------------------------------------------
 # Entry point
@@ -128,7 +127,15 @@ def run_detectors(
         *identity_spoofing(calls, classify),
         *safety_bypass(calls, th),
     ]
-    lookup = rules if rules is not None else conduct_rules
+    if not drafts:
+        return []
+    lookup = rules
+    if lookup is None:
+        # The shipped policies are parsed only when there is something to cite: start-up of
+        # `ledger audit conduct` on a clean ledger is a target (issue 8 point 18).
+        from ledger.policy.engine import conduct_rules
+
+        lookup = conduct_rules
     findings = [_finish(draft, lookup) for draft in drafts]
     findings.sort(
         key=lambda f: (SEVERITY_RANK[f.severity], f.first_at or "", f.kind, f.leaf_indexes)
