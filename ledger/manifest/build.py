@@ -234,17 +234,19 @@ def build(
         if isinstance(item, Example)
     )
     frontier = TreeFrontier()
+    file_names = {str(f): f.name for f in files}
     with writer.gzip_member(layout.RECORDS) as sink:
         for result in audit.results:
             example = next(examples, None)
             if example is None or example.index != result.row:
                 raise InputError(f"{result.file} changed while the pack was being built")
-            line = json.dumps({
-                "index": result.row, "file": Path(result.file).name, "line": result.line,
+            file_name = file_names.get(result.file) or Path(result.file).name
+            line = orjson.dumps({
+                "index": result.row, "file": file_name, "line": result.line,
                 "example_sha256": layout.example_digest(example), "match": result.match,
                 "links": [link.to_dict() for link in result.links], "verdict": result.verdict,
                 "turns": result.turns,
-            }, separators=(",", ":")).encode()  # fmt: skip
+            })  # fmt: skip
             sink.write(line + b"\n")
             frontier.append(leaf_hash(line))
     records_root = frontier.root()

@@ -152,7 +152,8 @@ class _State:
     # are read again only for the outputs that records link as near.
     # Every leaf of the pack is a key of ``judged`` (None: the entry cannot be judged); the
     # pairs are shared objects, one per distinct document, not one per entry.
-    index: IndexBuilder = field(default_factory=IndexBuilder)
+    # None without datasets: nothing re-links examples then, so no index is built.
+    index: IndexBuilder | None = field(default_factory=IndexBuilder)
     near_wanted: set[tuple[int, int]] = field(default_factory=set)
     sketches: dict[tuple[int, int], str] = field(default_factory=dict)
     judged: dict[int, tuple[str, str] | None] = field(default_factory=dict)
@@ -282,8 +283,9 @@ def _signed_parts(data: bytes) -> tuple[dict[str, Any], bytes, str, str] | None:
 
 
 def _remember(state: _State, leaf: int, body: dict[str, Any], judging: _Judging) -> None:
-    entry_id = body.get("id")
-    state.index.add_entry(leaf, entry_id if isinstance(entry_id, str) else None, body)
+    if state.index is not None:
+        entry_id = body.get("id")
+        state.index.add_entry(leaf, entry_id if isinstance(entry_id, str) else None, body)
     judged = judging.pack.document(body)
     pair = (judged[0], judged[2].verdict) if judged is not None else None
     state.judged[leaf] = state.pairs.setdefault(pair, pair) if pair is not None else None
@@ -508,6 +510,7 @@ def _check_summary(state: _State) -> None:
 
 def _matcher_over_pack(state: _State) -> tuple[Matcher, FingerprintIndex]:
     builder = state.index
+    assert builder is not None  # noqa: S101 - built whenever datasets are given
     keys: dict[str | None, bytes] = {}
     for item in state.predicate.get("fingerprint_keys") or []:
         member = item.get("file") if isinstance(item, dict) else None
@@ -766,7 +769,7 @@ def verify(
     """
     pack = layout.Pack(Path(path))
     verifier = key if isinstance(key, NoteVerifier) else NoteVerifier.from_string(key.strip())
-    state = _State(pack, verifier)
+    state = _State(pack, verifier, index=IndexBuilder() if datasets else None)
     failure: Failure | None = None
     stream: SignatureStream | None = None
     try:
