@@ -8,10 +8,13 @@ import gzip
 import hashlib
 import json
 import os
+import random
 from pathlib import Path
 from typing import Any
 
 from ledger.crypto.canonical import canonical_json
+from ledger.crypto.merkle import leaf_hash
+from ledger.crypto.tree import TreeFrontier
 from ledger.manifest.pack import ENTRIES, MANIFEST, PROOF, RECORDS
 from ledger.report import (
     REPORT_HTML,
@@ -191,6 +194,43 @@ def test_streaming_sha256_agrees_with_hashlib(page: Any, tmp_path: Path) -> None
         [list(big[:4096]), 1100],
     )
     assert got == hashlib.sha256(big).hexdigest()
+
+
+def test_gzip_lines_stream_across_chunks_and_the_frontier_root_agrees(
+    page: Any, tmp_path: Path
+) -> None:
+    # A million-example pack's members are read line by line as they inflate: lines cross the
+    # decompressor's chunks (tens of KB), some are long, some hold multi-byte UTF-8, one is
+    # empty and the last has no newline; the records root is folded from a frontier.
+    open_page(page, _verifier(tmp_path))
+    rng = random.Random(5)  # noqa: S311 - test data, not a secret
+    lines = [
+        ("é" * rng.randrange(1, 50) + "x" * rng.randrange(0, 3000)).encode() for _ in range(400)
+    ]
+    lines.insert(100, b"y" * 300_000)
+    data = gzip.compress(b"\n".join(lines[:200]) + b"\n\n" + b"\n".join(lines[200:]), mtime=0)
+    got = page.evaluate(
+        """async (bytes) => {
+          const out = [];
+          const frontier = new window.ledgerVerify.Frontier();
+          await window.ledgerVerify.forEachGzipLine(new Uint8Array(bytes), async (line, n) => {
+            out.push([n, line.length, line.slice(0, 8)]);
+            const leaf = new Uint8Array([0, ...new TextEncoder().encode(line)]);
+            await frontier.push(await window.ledgerVerify.sha256(leaf));
+          });
+          const root = await frontier.root();
+          return [out, Array.from(root, b => b.toString(16).padStart(2, '0')).join('')];
+        }""",
+        list(data),
+    )
+    seen, root = got
+    numbers = list(range(1, 201)) + list(range(202, 403))  # line 201 is the empty one
+    texts = [line.decode() for line in lines]
+    assert seen == [[n, len(t), t[:8]] for n, t in zip(numbers, texts, strict=True)]
+    frontier = TreeFrontier()
+    for line in lines:
+        frontier.append(leaf_hash(line))
+    assert root == frontier.root().hex()
 
 
 def test_report_verifies_its_embedded_pack_and_renders(

@@ -359,11 +359,25 @@
   }
 
   // RFC 6962 2.1: MTH of leaves [a, b), split at the largest power of two below b - a.
-  async function merkleRoot(hashes, a, b) {
-    if (b === a) return sha256(new Uint8Array(0));
-    if (b - a === 1) return hashes[a];
-    const k = largestPowerOfTwoBelow(b - a);
-    return sha256(concat([0x01], await merkleRoot(hashes, a, a + k), await merkleRoot(hashes, a + k, b)));
+  // The RFC 6962 root of a stream of leaf hashes, from the complete subtrees so far (largest
+  // first, at most log2(n) of them): the leaves are never all held at once.
+  class Frontier {
+    constructor() {
+      this.stack = [];
+      this.size = 0;
+    }
+    async push(hash) {
+      let node = hash;
+      for (let n = this.size; n & 1; n >>= 1) node = await sha256(concat([0x01], this.stack.pop(), node));
+      this.stack.push(node);
+      this.size += 1;
+    }
+    async root() {
+      if (!this.stack.length) return sha256(new Uint8Array(0));
+      let acc = this.stack[this.stack.length - 1];
+      for (let i = this.stack.length - 2; i >= 0; i--) acc = await sha256(concat([0x01], this.stack[i], acc));
+      return acc;
+    }
   }
 
   // DESIGN.md multiproof: h(a, b) is the listed node, else the listed leaf when b - a == 1,
@@ -440,9 +454,26 @@
     }
   }
 
-  async function gunzipLines(bytes) {
-    const text = dec.decode(await inflate(bytes, "gzip"));
-    return text.split("\n").filter((line) => line.length > 0);
+  // Each non-empty line of a gzip member, with its line number, decompressed and split as it
+  // streams: the member is never one string (a million-example pack's entries are more than a
+  // gigabyte, past what a browser holds in one string).
+  async function forEachGzipLine(bytes, visit) {
+    const reader = new Blob([bytes]).stream().pipeThrough(new DecompressionStream("gzip")).getReader();
+    let rest = new Uint8Array(0);
+    let number = 0;
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      const chunk = rest.length ? concat(rest, value) : value;
+      let start = 0;
+      for (let end = chunk.indexOf(10); end >= 0; end = chunk.indexOf(10, start)) {
+        number += 1;
+        if (end > start) await visit(dec.decode(chunk.subarray(start, end)), number);
+        start = end + 1;
+      }
+      rest = chunk.slice(start);
+    }
+    if (rest.length) await visit(dec.decode(rest), number + 1);
   }
 
   async function runChecks() {
@@ -554,41 +585,38 @@
       }
     }
 
-    // 5 and 6. Entries: signatures under the listed recorder keys, leaves under the proof.
-    let entries = null;
+    // 5 and 6. Entries: signatures under the listed recorder keys, leaves under the proof. One
+    // streamed pass keeps only each leaf's hash, never the entries themselves.
+    let entries = null; // leaf index -> leaf hash, once every line was read
     if (!have("entries.jsonl.gz")) {
       mark("entries", "skip", "load entries.jsonl.gz");
     } else if (!statement) {
       mark("entries", "skip", "needs a verified manifest (it lists the recorder keys)");
     } else {
-      try {
-        entries = [];
-        const seen = new Set();
-        for (const line of await gunzipLines(files.get("entries.jsonl.gz"))) {
-          const item = splitEntryLine(line);
-          if (seen.has(item.leaf)) throw new Error("leaf " + item.leaf + " appears twice");
-          seen.add(item.leaf);
-          entries.push(item);
-        }
-      } catch (error) {
-        fail("entries", error);
-        entries = null;
-      }
-      if (entries) {
-        const keys = new Map();
-        let problem = null;
-        for (const [id, b64] of Object.entries(statement.predicate.ledger.recorder_keys || {})) {
+      const keys = new Map();
+      let problem = null;
+      for (const [id, b64] of Object.entries(statement.predicate.ledger.recorder_keys || {})) {
+        try {
           const raw = b64strict(b64, "recorder key");
-          try {
-            refuseSmallOrder(raw, "recorder key " + id.slice(0, 16) + "...");
-          } catch (error) {
-            problem = problem || error.message;
-          }
-          if (toHex(await sha256(raw)) !== id) problem = "recorder key " + id.slice(0, 16) + "... does not match its id";
+          refuseSmallOrder(raw, "recorder key " + id.slice(0, 16) + "...");
+          if (toHex(await sha256(raw)) !== id) throw new Error("recorder key " + id.slice(0, 16) + "... does not match its id");
           keys.set(id, raw);
+        } catch (error) {
+          problem = problem || error.message;
         }
-        for (const item of entries) {
-          if (problem) break;
+      }
+      try {
+        const hashes = new Map();
+        await forEachGzipLine(files.get("entries.jsonl.gz"), async (line, number) => {
+          let item;
+          try {
+            item = splitEntryLine(line);
+          } catch (error) {
+            throw new Error("entries.jsonl.gz line " + number + ": " + error.message);
+          }
+          if (hashes.has(item.leaf)) throw new Error("leaf " + item.leaf + " appears twice");
+          hashes.set(item.leaf, await sha256(concat([0x00], enc.encode(item.entry))));
+          if (problem) return; // the first bad signature is reported; the leaves still go on
           try {
             const signed = bodyOf(item.entry);
             const raw = keys.get(signed.keyId);
@@ -599,9 +627,12 @@
           } catch (error) {
             problem = "leaf " + item.leaf + ": " + error.message;
           }
-        }
+        });
+        entries = hashes;
         if (problem) mark("entries", "fail", problem);
-        else mark("entries", "pass", entries.length + " entries signed by " + keys.size + " listed recorder key(s)");
+        else mark("entries", "pass", hashes.size + " entries signed by " + keys.size + " listed recorder key(s)");
+      } catch (error) {
+        fail("entries", error);
       }
     }
 
@@ -613,15 +644,11 @@
       try {
         const proof = JSON.parse(dec.decode(files.get("proof.json")));
         if (proof.tree_size !== checkpoint.size) throw new Error("proof is for tree size " + proof.tree_size + ", the checkpoint's is " + checkpoint.size);
-        const leaves = new Map();
-        for (const item of entries) {
-          leaves.set(item.leaf, await sha256(concat([0x00], enc.encode(item.entry))));
-        }
-        const wanted = [...leaves.keys()].sort((x, y) => x - y).join(",");
+        const wanted = [...entries.keys()].sort((x, y) => x - y).join(",");
         if ((proof.leaf_indexes || []).join(",") !== wanted) throw new Error("proof leaves differ from the entries' leaves");
-        const root = await multiproofRoot(proof, leaves);
-        if (!same(root, checkpoint.root)) throw new Error("the root computed from " + leaves.size + " entries is not the checkpoint's");
-        mark("proof", "pass", leaves.size + " leaves, " + (proof.nodes || []).length + " nodes, root matches");
+        const root = await multiproofRoot(proof, entries);
+        if (!same(root, checkpoint.root)) throw new Error("the root computed from " + entries.size + " entries is not the checkpoint's");
+        mark("proof", "pass", entries.size + " leaves, " + (proof.nodes || []).length + " nodes, root matches");
       } catch (error) {
         fail("proof", error);
       }
@@ -634,22 +661,20 @@
       mark("records", "skip", "needs a verified manifest and readable entries");
     } else {
       try {
-        const lines = await gunzipLines(files.get("records.jsonl.gz"));
-        const proved = new Set(entries.map((item) => item.leaf));
+        const frontier = new Frontier();
         let links = 0;
-        for (let n = 0; n < lines.length; n++) {
-          for (const link of JSON.parse(lines[n]).links || []) {
+        await forEachGzipLine(files.get("records.jsonl.gz"), async (line, number) => {
+          for (const link of JSON.parse(line).links || []) {
             links += 1;
-            if (!proved.has(link.leaf_index)) {
-              throw new Error("records.jsonl.gz line " + (n + 1) + " links to leaf " + link.leaf_index + ", which the pack does not prove");
+            if (!entries.has(link.leaf_index)) {
+              throw new Error("records.jsonl.gz line " + number + " links to leaf " + link.leaf_index + ", which the pack does not prove");
             }
           }
-        }
-        const hashes = [];
-        for (const line of lines) hashes.push(await sha256(concat([0x00], enc.encode(line))));
-        const root = toHex(await merkleRoot(hashes, 0, hashes.length));
+          await frontier.push(await sha256(concat([0x00], enc.encode(line))));
+        });
+        const root = toHex(await frontier.root());
         if (root !== statement.predicate.records_root) throw new Error("the records' Merkle root is not the statement's");
-        mark("records", "pass", lines.length + " examples, " + links + " links, all to proved entries");
+        mark("records", "pass", frontier.size + " examples, " + links + " links, all to proved entries");
       } catch (error) {
         fail("records", error);
       }
@@ -788,7 +813,7 @@
     rerun();
   }
 
-  window.ledgerVerify = { addFiles, rerun, state, Sha256, sha256, hashFile };
+  window.ledgerVerify = { addFiles, rerun, state, Sha256, sha256, hashFile, forEachGzipLine, Frontier };
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", setUp);
   else setUp();
 })();
