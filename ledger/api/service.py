@@ -200,12 +200,21 @@ class Service:
 
     # -- checkpoints ---------------------------------------------------------------------
 
+    def fresh_checkpoint(self) -> CheckpointRecord | None:
+        """The checkpoint reads are served against when it is known without any I/O (looked
+        up less than ``api_checkpoint_age`` ago), else None: then :meth:`checkpoint`, which
+        may read the database or sign a new one, is the way."""
+        head = self._head
+        if head is not None and time.monotonic() - head[1] < self.settings.api_checkpoint_age:
+            return head[0]
+        return None
+
     def checkpoint(self) -> CheckpointRecord:
         """The checkpoint reads are served against (see the module docstring)."""
         max_age = self.settings.api_checkpoint_age
-        head = self._head
-        if head is not None and time.monotonic() - head[1] < max_age:
-            return head[0]
+        fresh = self.fresh_checkpoint()
+        if fresh is not None:
+            return fresh
         looked_up = time.monotonic()
         record = self._current_checkpoint()
         if max_age > 0:
@@ -266,10 +275,14 @@ class Service:
     # -- entries -------------------------------------------------------------------------
 
     def entry(
-        self, leaf_index: int, scope: Sequence[str] | None
+        self,
+        leaf_index: int,
+        scope: Sequence[str] | None,
+        checkpoint: CheckpointRecord | None = None,
     ) -> tuple[CheckpointRecord, bytes, list[bytes]]:
-        """One entry below the checkpoint, its leaf bytes and its inclusion proof."""
-        record = self.checkpoint()
+        """One entry below the checkpoint (``checkpoint``, else :meth:`checkpoint`'s), its leaf
+        bytes and its inclusion proof."""
+        record = checkpoint if checkpoint is not None else self.checkpoint()
         if leaf_index < 0 or leaf_index >= record.tree_size:
             raise NotFoundError(
                 f"no entry at leaf index {leaf_index} under checkpoint size {record.tree_size}"
@@ -288,10 +301,16 @@ class Service:
         return record, bytes(rows[0][0]), proof
 
     def page(
-        self, filters: EntryFilters, scope: Sequence[str] | None, start: int, limit: int
+        self,
+        filters: EntryFilters,
+        scope: Sequence[str] | None,
+        start: int,
+        limit: int,
+        checkpoint: CheckpointRecord | None = None,
     ) -> Page:
-        """Entries matching ``filters`` from leaf ``start`` on, at most ``limit`` of them."""
-        record = self.checkpoint()
+        """Entries matching ``filters`` from leaf ``start`` on, at most ``limit`` of them, below
+        ``checkpoint`` (default: :meth:`checkpoint`'s)."""
+        record = checkpoint if checkpoint is not None else self.checkpoint()
         params: dict[str, Any] = {"start": start, "size": record.tree_size, "limit": limit + 1}
         named = {
             "dataset": filters.dataset,

@@ -223,3 +223,22 @@ def test_store_multiproof(make_ledger: LedgerFactory) -> None:
         lg.multiproof([45], 45)
     with pytest.raises(InputError, match="larger than the log"):
         lg.multiproof([1], 46)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    size=st.sampled_from([1023, 1024, 1025, 1536, 3000, 4097, 6143]),
+    data=st.data(),
+)
+def test_large_trees_match_naive(size: int, data: st.DataObject) -> None:
+    # The node finder covers gaps greedily instead of walking the recursion; near and past
+    # powers of two the right edge's nodes are where a greedy cover could go wrong.
+    leaves, stored = tree_of(size)
+    run = data.draw(st.integers(min_value=0, max_value=size - 1))
+    wanted = data.draw(
+        st.lists(st.integers(min_value=0, max_value=size - 1), max_size=30)
+        | st.just(list(range(run, min(size, run + 90), 3)))
+    )
+    proof = multiproof.build(size, wanted, CountingReader(stored))
+    assert [(n.start, n.end, n.hash) for n in proof.nodes] == naive_nodes(leaves, set(wanted))
+    multiproof.verify(proof, hashes_for(proof, leaves), reference_root(leaves))
