@@ -16,12 +16,20 @@ with where the time goes: CPU per request of the server processes (every worker,
 ``Service`` in this process, no HTTP). In a closed loop of C clients the mean latency is
 C / throughput (Little's law), so when server and client CPU per request add up to the two
 cores' worth, the wait is queueing for a core, not work. The load average is printed too.
-Figures on a shared two-core machine are noisy; the client threads share one interpreter, so
-at high C the client's GIL is part of what is measured (run the clients elsewhere for more).
+Figures on a shared two-core machine are noisy.
+
+Load generator (``--load``): ``wrk`` (Debian's ``wrk`` package; the default when it is on
+PATH) keeps C connections busy from two native threads at a few microseconds of CPU per
+request, so the two cores go to the server and the latency is the server's; each target
+runs for ``--seconds`` after a short warm-up, on paths drawn at random from a list made
+beforehand (random leaves, random page cursors). ``python`` drives C httpx client threads in
+this interpreter instead (``--requests`` in all): at about 1.7 ms of client CPU per request
+they take most of a core from the server, and their GIL is part of what is measured.
 
 Usage:
-    python bench/api_bench.py [--entries 20000] [--clients 8] [--requests 2000]
-        [--workers 1] [--batches 10] [--ingest-clients 1] [--db URL] [--home DIR] [--json]
+    python bench/api_bench.py [--entries 20000] [--clients 8] [--load wrk|python]
+        [--seconds 10] [--requests 2000] [--workers 1] [--batches 10] [--ingest-clients 1]
+        [--db URL] [--home DIR] [--json]
 """
 
 from __future__ import annotations
@@ -31,6 +39,8 @@ import json
 import os
 import random
 import re
+import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -227,11 +237,93 @@ def drive(
     }
 
 
+_LUA = """
+local paths = {%(paths)s}
+local headers = {%(headers)s}
+local count = #paths
+request = function()
+  return wrk.format("GET", paths[math.random(count)], headers)
+end
+"""
+
+_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3}
+
+
+def _ms(text: str) -> float:
+    found = re.fullmatch(r"([0-9.]+)(us|ms|s|m)", text)
+    if not found:
+        raise SystemExit(f"cannot read wrk's latency {text!r}")
+    return float(found.group(1)) * _UNITS[found.group(2)]
+
+
+def _lua_string(value: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9_./?=&%:+ -]*", value):
+        raise SystemExit(f"unexpected characters for the wrk script: {value!r}")
+    return f'"{value}"'
+
+
+def drive_wrk(
+    url: str,
+    clients: int,
+    seconds: float,
+    paths: list[str],
+    headers: dict[str, str],
+    server_pid: int | None = None,
+) -> dict[str, float]:
+    """``wrk`` with ``clients`` connections on two threads for ``seconds``, after a 2 s warm-up."""
+    with tempfile.TemporaryDirectory(prefix="api-bench-wrk-") as scratch:
+        script = Path(scratch) / "paths.lua"
+        script.write_text(_LUA % {
+            "paths": ",".join(_lua_string(p) for p in paths),
+            "headers": ",".join(f"[{_lua_string(k)}]={_lua_string(v)}" for k, v in headers.items()),
+        })  # fmt: skip
+
+        def run(duration: float) -> str:
+            command = ["wrk", "-t", "2", "-c", str(clients), "-d", f"{duration:g}s", "--latency",
+                       "--timeout", "30s", "-s", str(script), url]  # fmt: skip
+            done = subprocess.run(command, capture_output=True, text=True, check=False)
+            if done.returncode != 0:
+                raise SystemExit(f"wrk failed: {done.stderr.strip() or done.stdout.strip()}")
+            return done.stdout
+
+        run(2)
+        server0 = tree_cpu(server_pid) if server_pid else 0.0
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        out = run(seconds)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        server_cpu = tree_cpu(server_pid) - server0 if server_pid else 0.0
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    if bad:
+        raise SystemExit(f"{bad.group(1)} answers were errors:\n{out}")
+    if "Socket errors" in out:
+        raise SystemExit(f"wrk saw socket errors:\n{out}")
+    total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    # The "Latency Distribution" lines ("     99%   12.34ms"), not the "+/- Stdev" column.
+    p50 = re.search(r"^\s+50%\s+(\S+)\s*$", out, re.MULTILINE)
+    p99 = re.search(r"^\s+99%\s+(\S+)\s*$", out, re.MULTILINE)
+    rate = re.search(r"Requests/sec:\s+([0-9.]+)", out)
+    if not (p50 and p99 and rate and total):
+        raise SystemExit(f"cannot read wrk's output:\n{out}")
+    client_cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    return {
+        "p50_ms": _ms(p50.group(1)),
+        "p99_ms": _ms(p99.group(1)),
+        "per_s": float(rate.group(1)),
+        "n": total,
+        "server_cpu_ms": server_cpu / total * 1000,
+        "client_cpu_ms": client_cpu / total * 1000,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--entries", type=int, default=20_000)
     parser.add_argument("--clients", type=int, default=8)
-    parser.add_argument("--requests", type=int, default=2_000)
+    parser.add_argument(
+        "--load", choices=("wrk", "python"), default="wrk" if shutil.which("wrk") else "python"
+    )
+    parser.add_argument("--seconds", type=float, default=10.0, help="per target, with wrk")
+    parser.add_argument("--requests", type=int, default=2_000, help="in all, with python")
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--batches", type=int, default=10, help="ingest batches of 500")
     parser.add_argument("--ingest-clients", type=int, default=1, help="concurrent ingest clients")
@@ -267,11 +359,26 @@ def main() -> None:
 
     results: dict[str, Any] = {"entries": size, "clients": args.clients, "workers": args.workers,
                                "database": "postgresql" if args.db else "sqlite",
-                               "load_before": os.getloadavg()}  # fmt: skip
+                               "load": args.load, "load_before": os.getloadavg()}  # fmt: skip
+    rng = random.Random(11)
+    paths = {
+        "bare": ["/healthz"],
+        "checkpoint": ["/v1/log/checkpoint"],
+        "entry+proof": [f"/v1/entries/{rng.randrange(size)}" for _ in range(5000)],
+        "page100+proof": [
+            f"/v1/entries?provider=openai&limit=100&cursor="
+            f"{encode_cursor(rng.randrange(max(1, size - 400)), filters)}"
+            for _ in range(2000)
+        ],
+    }
     try:
         for name, one in (("bare", bare), ("checkpoint", checkpoint), ("entry+proof", entry),
                           ("page100+proof", page)):  # fmt: skip
-            results[name] = drive(url, args.clients, args.requests, one, process.pid)
+            if args.load == "wrk":
+                results[name] = drive_wrk(url, args.clients, args.seconds, paths[name],
+                                          auth, process.pid)  # fmt: skip
+            else:
+                results[name] = drive(url, args.clients, args.requests, one, process.pid)
         batches = [[seal_entry({"purpose": "evaluate", "dataset": "ingest", "b": b, "i": i},
                                key, ledger_id) for i in range(500)]
                    for b in range(args.batches)]  # fmt: skip
@@ -301,7 +408,7 @@ def main() -> None:
     if args.json:
         print(json.dumps(results, indent=2))
         return
-    print(f"{results['database']}, {size} entries, {args.clients} clients, "
+    print(f"{results['database']}, {size} entries, {args.clients} clients ({args.load}), "
           f"{args.workers} worker(s)")  # fmt: skip
     for name in ("bare", "checkpoint", "entry+proof", "page100+proof"):
         r = results[name]
