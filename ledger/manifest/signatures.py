@@ -50,9 +50,14 @@ def _init(keys: Mapping[str, bytes]) -> None:
 
 
 def _check(chunk: Sequence[Item]) -> tuple[int, str] | None:
+    """A worker interpreter's task, under the keys its ``_init`` was given."""
+    return _check_with(_keys, chunk)
+
+
+def _check_with(keys: Mapping[str, VerifyingKey], chunk: Sequence[Item]) -> tuple[int, str] | None:
     for leaf, body, key_id, signature in chunk:
         try:
-            _keys[key_id].verify(signature, body)
+            keys[key_id].verify(signature, body)
         except SignatureError as exc:
             return leaf, str(exc)
     return None
@@ -87,7 +92,9 @@ class SignatureStream:
         self._pool: Any = None
         self._threads: list[threading.Thread] = []
         self.checked_here = 0  # items the caller checked itself (for benchmarks and tests)
-        _init(self._raw)
+        # The caller's own keys: several streams may run at once in one process (the audit
+        # service verifies uploads in its thread pool); the module's are the workers'.
+        self._keys = {key_id: VerifyingKey.from_raw(raw) for key_id, raw in self._raw.items()}
 
     def add(self, item: Item) -> None:
         """One ``(leaf, body bytes, key id, signature)``; leaves must come in ascending order."""
@@ -122,7 +129,7 @@ class SignatureStream:
         self._check_here(chunk)  # the worker is behind: take this chunk instead of waiting
 
     def _check_here(self, chunk: Sequence[Item]) -> None:
-        found = _check(chunk)
+        found = _check_with(self._keys, chunk)
         self.checked_here += len(chunk)
         if found is not None:
             with self._cond:

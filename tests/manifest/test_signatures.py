@@ -54,3 +54,19 @@ def test_stream_below_the_inline_limit_starts_no_worker(monkeypatch: pytest.Monk
             stream.add(item)
         assert stream.finish() is None
         assert stream.checked_here == 30
+
+
+def test_two_streams_in_one_process_keep_their_own_keys() -> None:
+    # The audit service verifies uploaded packs in its thread pool, so streams overlap; the
+    # second stream's keys must not replace the first's.
+    first_items, first_keys, _ = _signed(12)
+    second_items, second_keys, _ = _signed(12)
+    with (
+        signatures.SignatureStream(first_keys, workers=0) as first,  # type: ignore[arg-type]
+        signatures.SignatureStream(second_keys, workers=0) as second,  # type: ignore[arg-type]
+    ):
+        for a, b in zip(first_items, second_items, strict=True):
+            first.add(a)
+            second.add(b)
+        assert first.finish() is None
+        assert second.finish() is None
