@@ -82,7 +82,7 @@ def test_token_commands_store_only_a_hash(tmp_path: Path) -> None:
     assert token not in listed
     assert '"datasets": ["alpha"]' in listed
     database = (home / "ledger.db").read_bytes()
-    secret = token.rsplit("_", 1)[1].encode()
+    secret = token.split("_", 2)[2].encode()  # ldt_<id>_<secret>; the secret may hold "_"
     assert secret not in database
     wal = home / "ledger.db-wal"
     assert not wal.exists() or secret not in wal.read_bytes()
