@@ -2,9 +2,9 @@
 
 Invariants:
 
-* Only fixed SQL over integers goes through :func:`driver_rows`; driver errors come out as
-  :class:`~ledger.errors.StoreError` (a 503), and a connection that died is invalidated so
-  the pool never hands it out again.
+* Only fixed SQL over integers (or a list of integers) goes through :func:`driver_rows`;
+  driver errors come out as :class:`~ledger.errors.StoreError` (a 503), and a connection that
+  died is invalidated so the pool never hands it out again.
 * :class:`HashCache` holds stored subtree hashes, which never change once written (see
   :mod:`ledger.crypto.tree`), so nothing it returns is ever stale; its memory is bounded.
 * :func:`drop_if_closed` (a pool ``checkout`` listener on PostgreSQL) refuses a connection
@@ -77,17 +77,29 @@ _IN_CHUNK = 500
 
 def _fetch_hashes(conn: Any, indexes: Sequence[int]) -> dict[int, bytes]:
     found: dict[int, bytes] = {}
+    postgres = conn.dialect.name == "postgresql"
     for start in range(0, len(indexes), _IN_CHUNK):
         chunk = [int(i) for i in indexes[start : start + _IN_CHUNK]]
-        marks = ",".join("?" * len(chunk))
-        sql = f"SELECT idx, hash FROM tree_hashes WHERE idx IN ({marks})"  # noqa: S608 - marks only
-        for idx, value in driver_rows(conn, sql, chunk):
+        if postgres:
+            # One array parameter: the statement text is the same for every read, so psycopg
+            # converts it once and prepares it after a few uses. An IN list of as many marks
+            # as hashes was a new statement nearly every time, parsed and planned afresh
+            # (planning alone took twice the execution).
+            rows = driver_rows(
+                conn, "SELECT idx, hash FROM tree_hashes WHERE idx = ANY(?)", [chunk]
+            )
+        else:
+            marks = ",".join("?" * len(chunk))
+            sql = f"SELECT idx, hash FROM tree_hashes WHERE idx IN ({marks})"  # noqa: S608 - marks only
+            rows = driver_rows(conn, sql, chunk)
+        for idx, value in rows:
             found[int(idx)] = bytes(value)
     return found
 
 
-def driver_rows(conn: Any, sql: str, params: Sequence[int]) -> list[Any]:
-    """Rows of a fixed query over integers, straight from the driver on ``conn``'s connection.
+def driver_rows(conn: Any, sql: str, params: Sequence[int | list[int]]) -> list[Any]:
+    """Rows of a fixed query over integers (or one list of them, on PostgreSQL), straight from
+    the driver on ``conn``'s connection.
 
     SQLAlchemy's statement handling and result rows cost several times what the database took
     to answer: a page's 150 stored hashes took 18 ms of CPU through an expanding ``IN`` under

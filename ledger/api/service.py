@@ -23,6 +23,7 @@ Invariants:
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import hashlib
@@ -149,6 +150,7 @@ class Service:
             raise
         self._checkpoint_lock = threading.Lock()
         self._head: tuple[CheckpointRecord, float] | None = None  # (record, monotonic when read)
+        self._refreshing: asyncio.Future[CheckpointRecord] | None = None
         self._hashes = HashCache()
         self._page_queries: dict[frozenset[str], Any] = {}
         self.tokens = TokenCache(self.engine, settings.api_token_cache_seconds)
@@ -208,6 +210,30 @@ class Service:
         if head is not None and time.monotonic() - head[1] < self.settings.api_checkpoint_age:
             return head[0]
         return None
+
+    async def served_checkpoint(self) -> CheckpointRecord:
+        """:meth:`checkpoint` for a request on the event loop: from memory while fresh, else
+        looked up in the thread pool, once for all the requests that ask meanwhile.
+
+        When the head expires, every request in flight would otherwise start its own lookup
+        (16 threads at once per worker with 32 clients): p99 went from 7 to 90 ms.
+        """
+        fresh = self.fresh_checkpoint()
+        if fresh is not None:
+            return fresh
+        pending = self._refreshing
+        if pending is None:
+            from starlette.concurrency import run_in_threadpool
+
+            pending = asyncio.ensure_future(run_in_threadpool(self.checkpoint))
+            self._refreshing = pending
+
+            def done(finished: asyncio.Future[CheckpointRecord]) -> None:
+                if self._refreshing is finished:
+                    self._refreshing = None
+
+            pending.add_done_callback(done)
+        return await asyncio.shield(pending)
 
     def checkpoint(self) -> CheckpointRecord:
         """The checkpoint reads are served against (see the module docstring)."""
