@@ -574,3 +574,34 @@ def test_a_small_order_recorder_key_in_the_database_forges_nothing(tmp_path: Pat
         report = lg.verify()
     assert any(f"recorder key {weak_id[:16]} is refused" in str(p) for p in report.problems)
     assert all(p.leaf_index in (None, 2) for p in report.problems)
+
+
+#: What `audit conduct` must not import when nothing is found: the policy files' models and
+#: engine (loaded only to cite a clause), the dataset auditor, pydantic, pydantic-settings.
+CONDUCT_HEAVY = (
+    "ledger.policy.schema", "ledger.policy.engine", "ledger.policy.loader",
+    "ledger.policy.facts", "ledger.audit.dataset", "ledger.recorder", "ledger.api",
+    "alembic", "httpx", "sqlmodel", "pydantic", "pydantic_settings",
+)  # fmt: skip
+
+
+def test_audit_conduct_without_findings_imports_no_policy_engine_or_pydantic(
+    tmp_path: Path,
+) -> None:
+    build(tmp_path / "team")
+    script = (
+        "import sys\n"
+        "from ledger.cli import main\n"
+        "try:\n    main()\nexcept SystemExit as exc:\n    assert not exc.code, exc.code\n"
+        f"heavy = {CONDUCT_HEAVY!r}\n"
+        "sys.stderr.write(repr(sorted(m for m in sys.modules\n"
+        "    if m in heavy or m.startswith(tuple(h + '.' for h in heavy)))))\n"
+    )
+    argv = ["ledger", "--home", str(tmp_path / "team"), "audit", "conduct"]
+    proc = subprocess.run(
+        [sys.executable, "-c", f"import sys; sys.argv = {argv!r}\n{script}"],
+        capture_output=True, text=True, check=False, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "No conduct findings" in proc.stdout
+    assert proc.stderr.strip().splitlines()[-1] == "[]"
