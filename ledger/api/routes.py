@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Query, Response
@@ -56,7 +56,6 @@ __all__ = ["router"]
 router = APIRouter()
 
 _JSON = "application/json"
-_T = TypeVar("_T")
 
 
 def _dumps(value: object) -> bytes:
