@@ -37,13 +37,13 @@ from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, Integer, and_, bindparam, event, exists, select
+from sqlalchemy import ARRAY, Engine, Integer, String, and_, any_, bindparam, event, exists, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import SQLModel
 
 from ledger._ledger import Ledger
-from ledger.api.reads import HashCache, driver_rows, drop_if_closed
+from ledger.api.reads import HashCache, driver_rows, drop_if_closed, postgres_rows
 from ledger.api.settings import ApiSettings
 from ledger.api.tokens import TokenCache
 from ledger.crypto import multiproof, tree
@@ -364,7 +364,12 @@ class Service:
             params["verdict"] = filters.verdict
         query = self._page_query(frozenset(params))
         with _db(self.engine, "listing entries"), self.engine.connect() as conn:
-            rows = [(int(r[0]), bytes(r[1])) for r in conn.execute(query, params)]
+            found = (
+                postgres_rows(conn, query, params)
+                if isinstance(query, str)
+                else conn.execute(query, params)
+            )
+            rows = [(int(r[0]), bytes(r[1])) for r in found]
             shown = rows[:limit]
             # The page's multiproof, read on the same connection (stored hashes never change).
             proof = multiproof.build(
@@ -378,7 +383,9 @@ class Service:
 
         Building a select and its cache key cost about a millisecond of CPU per page; the
         same statement object with new bound values skips both (SQLAlchemy memoizes the key
-        on the object and keeps the compiled form in its cache).
+        on the object and keeps the compiled form in its cache). On PostgreSQL it is the
+        compiled text instead, run on the driver with binary results
+        (:func:`~ledger.api.reads.postgres_rows`).
         """
         cached = self._page_queries.get(shape)
         if cached is not None:
@@ -391,9 +398,13 @@ class Service:
             if name in shape:
                 conditions.append(self._filter_column(name) == bindparam(name))
         if "scope" in shape:
-            conditions.append(
-                self._filter_column("dataset").in_(bindparam("scope", expanding=True))
-            )
+            dataset = self._filter_column("dataset")
+            if self.engine.dialect.name == "postgresql":
+                # One array parameter: the statement's text does not depend on the scope's size.
+                scope = bindparam("scope", type_=ARRAY(String))
+                conditions.append(dataset == any_(scope))
+            else:
+                conditions.append(dataset.in_(bindparam("scope", expanding=True)))
         recorded = _ENTRIES.c.recorded_at
         if "since" in shape:
             conditions.append(recorded >= bindparam("since", type_=recorded.type))
@@ -401,12 +412,15 @@ class Service:
             conditions.append(recorded < bindparam("until", type_=recorded.type))
         if "verdict" in shape:
             conditions.append(self._latest_verdict_is(bindparam("verdict")))
-        query = (
+        query: Any = (
             select(_ENTRIES.c.leaf_index, _ENTRIES.c.entry)
             .where(and_(*conditions))
             .order_by(_ENTRIES.c.leaf_index)
             .limit(bindparam("limit", type_=Integer))
         )
+        if self.engine.dialect.name == "postgresql":
+            # Run on the driver (see reads.postgres_rows): compiled once, to psycopg's marks.
+            query = str(query.compile(dialect=self.engine.dialect))
         self._page_queries[shape] = query
         return query
 
