@@ -28,7 +28,7 @@ from ledger.errors import ConfigError
 
 __all__ = ["FIELDS", "ReadSettings"]
 
-#: The Settings fields a read-only open uses (read from ``LEDGER_<FIELD>``).
+#: The Settings fields a read-only open and ``audit conduct`` use (read from ``LEDGER_<FIELD>``).
 FIELDS = (
     "home",
     "database_url",

@@ -40,12 +40,7 @@ from ledger.api.models import (
     ReceiptsOut,
     SealedBatch,
 )
-from ledger.api.service import (
-    EntryFilters,
-    checkpoint_json,
-    decode_cursor,
-    encode_cursor,
-)
+from ledger.api.service import EntryFilters, checkpoint_json, decode_cursor, encode_cursor
 from ledger.api.tokens import TokenInfo
 from ledger.entry_body import call_time
 from ledger.errors import InputError, NotFoundError

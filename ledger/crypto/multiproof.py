@@ -216,9 +216,9 @@ def build(tree_size: int, leaf_indexes: Sequence[int], read: HashReader) -> Mult
     counts: list[int] = []
     for start, end in spans:
         width = end - start
-        if width & (width - 1) == 0:  # aligned: one stored hash (stored_index, inlined)
-            last = end - 1
-            wanted.append(2 * last - last.bit_count() + width.bit_length() - 1)
+        if width & (width - 1) == 0:  # aligned: one stored hash
+            level = width.bit_length() - 1
+            wanted.append(stored_index(level, start >> level))
             counts.append(1)
         else:  # the right edge: composed from the stored subtrees it splits into
             pieces = _aligned_pieces(start, end)

@@ -57,6 +57,18 @@ class GatedLookups:
         return self._lookup()
 
 
+def _gated(
+    make_service: Callable[[float], Service],
+    monkeypatch: pytest.MonkeyPatch,
+    age: float,
+    fail_first: bool = False,
+) -> tuple[Service, GatedLookups]:
+    service = make_service(age)
+    lookups = GatedLookups(service, fail_first=fail_first)
+    monkeypatch.setattr(service, "_current_checkpoint", lookups)
+    return service, lookups
+
+
 async def _waiting(service: Service, count: int, lookups: GatedLookups) -> list[Any]:
     tasks = [asyncio.create_task(service.served_checkpoint()) for _ in range(count)]
     await asyncio.sleep(0)  # one turn of the loop: every task runs to its first await
@@ -67,9 +79,7 @@ async def _waiting(service: Service, count: int, lookups: GatedLookups) -> list[
 def test_requests_on_an_expired_head_share_one_lookup(
     make_service: Callable[[float], Service], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    service = make_service(30.0)
-    lookups = GatedLookups(service)
-    monkeypatch.setattr(service, "_current_checkpoint", lookups)
+    service, lookups = _gated(make_service, monkeypatch, 30.0)
     results = asyncio.run(_waiting(service, 8, lookups))
     assert lookups.calls == 1
     assert all(r is results[0] for r in results)
@@ -82,9 +92,7 @@ def test_requests_on_an_expired_head_share_one_lookup(
 def test_a_failed_lookup_reaches_every_waiter_and_the_next_request_looks_again(
     make_service: Callable[[float], Service], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    service = make_service(30.0)
-    lookups = GatedLookups(service, fail_first=True)
-    monkeypatch.setattr(service, "_current_checkpoint", lookups)
+    service, lookups = _gated(make_service, monkeypatch, 30.0, fail_first=True)
     results = asyncio.run(_waiting(service, 5, lookups))
     assert lookups.calls == 1
     assert all(isinstance(r, StoreError) for r in results)
@@ -97,9 +105,7 @@ def test_with_no_age_allowed_each_request_looks_up_its_own(
     make_service: Callable[[float], Service], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # A lookup already in flight may predate an append the later request must see.
-    service = make_service(0.0)
-    lookups = GatedLookups(service)
-    monkeypatch.setattr(service, "_current_checkpoint", lookups)
+    service, lookups = _gated(make_service, monkeypatch, 0.0)
     results = asyncio.run(_waiting(service, 4, lookups))
     assert lookups.calls == 4
     assert all(r.tree_size == 4 for r in results)

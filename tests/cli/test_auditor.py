@@ -521,21 +521,30 @@ def test_core_read_commands_import_no_policy_engine_recorder_orm_or_pydantic(
 ) -> None:
     """What start-up costs most (the figures are in BENCHMARKS.md, bench/startup.py)."""
     build(tmp_path / "team")
+    proc = _run_reporting_imports(tmp_path / "team", command, HEAVY)
+    assert proc.stderr.strip().splitlines()[-1] == "[]"
+
+
+def _run_reporting_imports(
+    home: Path, command: list[str], heavy: tuple[str, ...]
+) -> subprocess.CompletedProcess[str]:
+    """Run ``ledger --home HOME COMMAND`` in a fresh interpreter (exit 0 asserted); its last
+    stderr line lists the modules of ``heavy`` (or under them) that the command imported."""
     script = (
         "import sys\n"
         "from ledger.cli import main\n"
         "try:\n    main()\nexcept SystemExit as exc:\n    assert not exc.code, exc.code\n"
-        f"heavy = {HEAVY!r}\n"
+        f"heavy = {heavy!r}\n"
         "sys.stderr.write(repr(sorted(m for m in sys.modules\n"
         "    if m in heavy or m.startswith(tuple(h + '.' for h in heavy)))))\n"
     )
-    argv = ["ledger", "--home", str(tmp_path / "team"), *command]
+    argv = ["ledger", "--home", str(home), *command]
     proc = subprocess.run(
         [sys.executable, "-c", f"import sys; sys.argv = {argv!r}\n{script}"],
         capture_output=True, text=True, check=False, timeout=120,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
-    assert proc.stderr.strip().splitlines()[-1] == "[]"
+    return proc
 
 
 def test_a_small_order_recorder_key_in_the_database_forges_nothing(tmp_path: Path) -> None:
@@ -589,19 +598,6 @@ def test_audit_conduct_without_findings_imports_no_policy_engine_or_pydantic(
     tmp_path: Path,
 ) -> None:
     build(tmp_path / "team")
-    script = (
-        "import sys\n"
-        "from ledger.cli import main\n"
-        "try:\n    main()\nexcept SystemExit as exc:\n    assert not exc.code, exc.code\n"
-        f"heavy = {CONDUCT_HEAVY!r}\n"
-        "sys.stderr.write(repr(sorted(m for m in sys.modules\n"
-        "    if m in heavy or m.startswith(tuple(h + '.' for h in heavy)))))\n"
-    )
-    argv = ["ledger", "--home", str(tmp_path / "team"), "audit", "conduct"]
-    proc = subprocess.run(
-        [sys.executable, "-c", f"import sys; sys.argv = {argv!r}\n{script}"],
-        capture_output=True, text=True, check=False, timeout=120,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr
+    proc = _run_reporting_imports(tmp_path / "team", ["audit", "conduct"], CONDUCT_HEAVY)
     assert "No conduct findings" in proc.stdout
     assert proc.stderr.strip().splitlines()[-1] == "[]"
