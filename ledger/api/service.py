@@ -228,7 +228,9 @@ class Service:
             # append it must see, so every request looks up its own.
             return await run_in_threadpool(self.checkpoint)
         pending = self._refreshing
-        if pending is None:
+        # A lookup is shared on the loop that started it (one per worker; a test client runs
+        # its own).
+        if pending is None or pending.get_loop() is not asyncio.get_running_loop():
             pending = asyncio.ensure_future(run_in_threadpool(self.checkpoint))
             self._refreshing = pending
 
