@@ -137,19 +137,25 @@ def write_datasets(folder: Path, entries: int, examples: int, near: int) -> tupl
     if not exact.exists():
         order = [n % entries for n in range(examples)]
         rng.shuffle(order)
-        with exact.open("w") as out:
+        # Written aside and renamed when whole: a run killed mid-write leaves no short dataset
+        # for the next run to reuse.
+        partial = exact.with_suffix(".partial")
+        with partial.open("w") as out:
             for n in order:
                 row = {"messages": [{"role": "user", "content": "q"},
                                     {"role": "assistant", "content": answer(n)}]}  # fmt: skip
                 out.write(json.dumps(row) + "\n")
+        partial.replace(exact)
     if not edited.exists():
-        with edited.open("w") as out:
+        partial = edited.with_suffix(".partial")
+        with partial.open("w") as out:
             for n in rng.sample(range(entries), near):
                 words = answer(n).upper().split(" ")
                 words[5] = "EDITED"
                 row = {"messages": [{"role": "user", "content": "q"},
                                     {"role": "assistant", "content": " ".join(words)}]}  # fmt: skip
                 out.write(json.dumps(row) + "\n")
+        partial.replace(edited)
     return exact, edited
 
 
