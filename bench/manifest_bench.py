@@ -135,12 +135,20 @@ def child_verify(pack: str, vkey: str, dataset: str = "") -> None:
     result = verify(pack, vkey, datasets=[dataset] if dataset else [])
     seconds = time.perf_counter() - started
     print(json.dumps({"seconds": seconds, "rss_mb": _rss(), "child_rss_mb": _child_rss(),
-                      "ok": result.ok,
+                      "cpu": _cpu(resource.RUSAGE_SELF),
+                      "child_cpu": _cpu(resource.RUSAGE_CHILDREN), "ok": result.ok,
                       "failure": str(result.failure) if result.failure else None}))  # fmt: skip
 
 
 def _rss() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _cpu(who: int) -> float:
+    # User and system CPU seconds: with the wall time they show how the work split between
+    # the main process and its worker interpreter.
+    usage = resource.getrusage(who)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _child_rss() -> float:
@@ -207,7 +215,8 @@ def main() -> None:
         print(f"{label} {seconds:.1f} s ({rate:,.0f} examples/s = "
               f"{rate / raw_two:.2f} x the two-core raw rate {raw_two:,.0f}/s, "
               f"{rate / ((one + one_after) / 2):.2f} x one core), RSS {checked['rss_mb']:.0f} MB "
-              f"+ worker {checked['child_rss_mb']:.0f} MB, "
+              f"+ worker {checked['child_rss_mb']:.0f} MB, CPU {checked['cpu']:.1f} s "
+              f"+ worker {checked['child_cpu']:.1f} s, "
               f"ok={checked['ok']} {checked['failure'] or ''}")  # fmt: skip
     if not args.no_report:
         full = _child("build", str(home), str(exact), str(packs / "full"), "1")

@@ -25,11 +25,19 @@ def test_a_connection_the_server_closed_never_reaches_a_request(
         with admin.connect() as conn:
             for pid in victims:
                 conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
-                # pg_terminate_backend only signals; wait until that backend is gone.
+                # pg_terminate_backend only signals; wait until that backend is gone. Within
+                # one transaction pg_stat_activity is a snapshot taken at its first read, so
+                # each round clears it (without that the loop never sees the backend leave);
+                # the deadline is only a last guard against a backend that never exits.
                 conn.execute(
                     text(
-                        "DO $$ BEGIN WHILE EXISTS (SELECT 1 FROM pg_stat_activity "
-                        f"WHERE pid = {int(pid)}) LOOP PERFORM pg_sleep(0.01); END LOOP; END $$"
+                        "DO $$ DECLARE deadline timestamptz := clock_timestamp() + "
+                        "interval '60 seconds'; BEGIN WHILE EXISTS (SELECT 1 FROM "
+                        f"pg_stat_activity WHERE pid = {int(pid)}) LOOP "
+                        "IF clock_timestamp() > deadline THEN "
+                        f"RAISE EXCEPTION 'backend {int(pid)} still runs after 60 s'; END IF; "
+                        "PERFORM pg_sleep(0.01); PERFORM pg_stat_clear_snapshot(); "
+                        "END LOOP; END $$"
                     )
                 )
     finally:
