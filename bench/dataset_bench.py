@@ -34,7 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -130,6 +130,18 @@ def build(home: Path, db: str | None, entries: int) -> None:
     lg.close()
 
 
+def _write_whole(path: Path, answers: Iterable[str]) -> None:
+    # Written aside and renamed when whole: a run killed mid-write leaves no short dataset
+    # for the next run to reuse.
+    partial = path.with_suffix(".partial")
+    with partial.open("w") as out:
+        for text in answers:
+            row = {"messages": [{"role": "user", "content": "q"},
+                                {"role": "assistant", "content": text}]}  # fmt: skip
+            out.write(json.dumps(row) + "\n")
+    partial.replace(path)
+
+
 def write_datasets(folder: Path, entries: int, examples: int, near: int) -> tuple[Path, Path]:
     exact = folder / f"exact-{examples}.jsonl"
     edited = folder / f"near-{near}.jsonl"
@@ -137,25 +149,14 @@ def write_datasets(folder: Path, entries: int, examples: int, near: int) -> tupl
     if not exact.exists():
         order = [n % entries for n in range(examples)]
         rng.shuffle(order)
-        # Written aside and renamed when whole: a run killed mid-write leaves no short dataset
-        # for the next run to reuse.
-        partial = exact.with_suffix(".partial")
-        with partial.open("w") as out:
-            for n in order:
-                row = {"messages": [{"role": "user", "content": "q"},
-                                    {"role": "assistant", "content": answer(n)}]}  # fmt: skip
-                out.write(json.dumps(row) + "\n")
-        partial.replace(exact)
+        _write_whole(exact, (answer(n) for n in order))
     if not edited.exists():
-        partial = edited.with_suffix(".partial")
-        with partial.open("w") as out:
-            for n in rng.sample(range(entries), near):
-                words = answer(n).upper().split(" ")
-                words[5] = "EDITED"
-                row = {"messages": [{"role": "user", "content": "q"},
-                                    {"role": "assistant", "content": " ".join(words)}]}  # fmt: skip
-                out.write(json.dumps(row) + "\n")
-        partial.replace(edited)
+        texts = []
+        for n in rng.sample(range(entries), near):
+            words = answer(n).upper().split(" ")
+            words[5] = "EDITED"
+            texts.append(" ".join(words))
+        _write_whole(edited, texts)
     return exact, edited
 
 

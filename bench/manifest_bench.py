@@ -198,7 +198,7 @@ def main() -> None:
     plain = _child("build", str(home), str(exact), str(packs / "plain"), "0")
     examples = int(plain["examples"])  # type: ignore[call-overload]
     _show("build --no-report", plain, examples)
-    rates_seen = [two]
+    before = two
     for label, extra in (("verify", ()), ("verify --dataset", (str(exact),))):
         print(f"load average {_load()}")
         checked = _child("verify", str(packs / "plain"), str(plain["vkey"]), *extra)
@@ -208,8 +208,8 @@ def main() -> None:
             f"raw Ed25519 verify after: one core {one_after:,.0f}/s, two cores {two_after:,.0f}/s"
         )
         # The reference is the two-core rate measured just before and just after this verify.
-        raw_two = (rates_seen[-1] + two_after) / 2
-        rates_seen.append(two_after)
+        raw_two = (before + two_after) / 2
+        before = two_after
         seconds = float(checked["seconds"])  # type: ignore[arg-type]
         rate = examples / seconds
         print(f"{label} {seconds:.1f} s ({rate:,.0f} examples/s = "
