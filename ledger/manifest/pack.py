@@ -136,6 +136,15 @@ class Pack:
             return name in self._zip
         return (self.path / name).is_file()
 
+    def size(self, name: str) -> int:
+        """One member's size in bytes (0 when it is missing)."""
+        if self._zip is not None:
+            return len(self._zip.get(name, b""))
+        try:
+            return (self.path / name).stat().st_size
+        except OSError:
+            return 0
+
     def read(self, name: str) -> bytes:
         """The bytes of one member.
 

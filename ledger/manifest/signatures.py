@@ -37,7 +37,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 INLINE_LIMIT = 20_000
-_CHUNK = 4_000
+# Small enough that the caller and the worker end within a fraction of a second of each other.
+_CHUNK = 1_000
 # Signed bytes a SignatureStream lets wait for its worker before the caller checks a chunk.
 BACKLOG_BYTES = 64 << 20
 Item = tuple[int, bytes, str, bytes]
@@ -70,6 +71,8 @@ class SignatureStream:
         keys: the listed recorder keys by key id (every item's key id must be among them).
         workers: worker interpreters to start once ``INLINE_LIMIT`` items arrived (default:
             one fewer than the cores, the caller being the last; 0 checks everything here).
+        many: the caller expects more than ``INLINE_LIMIT`` items: the workers start now, so
+            that their start-up overlaps the caller's first work instead of following it.
 
     Example:
         >>> with SignatureStream(keys) as stream:        # doctest: +SKIP
@@ -78,7 +81,9 @@ class SignatureStream:
         ...     bad = stream.finish()
     """
 
-    def __init__(self, keys: Mapping[str, VerifyingKey], workers: int | None = None) -> None:
+    def __init__(
+        self, keys: Mapping[str, VerifyingKey], workers: int | None = None, *, many: bool = False
+    ) -> None:
         self._raw = {key_id: key.raw for key_id, key in keys.items()}
         self._count = workers if workers is not None else max((os.cpu_count() or 1) - 1, 0)
         self._chunk: list[Item] = []
@@ -95,6 +100,8 @@ class SignatureStream:
         # The caller's own keys: several streams may run at once in one process (the audit
         # service verifies uploads in its thread pool); the module's are the workers'.
         self._keys = {key_id: VerifyingKey.from_raw(raw) for key_id, raw in self._raw.items()}
+        if many and self._count > 0:
+            self._start()
 
     def add(self, item: Item) -> None:
         """One ``(leaf, body bytes, key id, signature)``; leaves must come in ascending order."""

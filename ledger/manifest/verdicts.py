@@ -49,6 +49,17 @@ class Judgements:
         self.policies = policies
         self._cache: dict[Hashable, tuple[str, dict[str, Any], Verdict]] = {}
 
+    def cached(self, body: Mapping[str, Any]) -> tuple[str, dict[str, Any], Verdict] | None:
+        """The document :meth:`document` gave a body like this one before, else None.
+
+        It reads only ``facts`` and the fields of the fast key (call time, provider, models,
+        host, output modality), so a caller may pass just those.
+        """
+        if body.get("facts") is not None:
+            return None
+        fast = _fast_key(body)
+        return self._cache.get(fast) if fast is not None else None
+
     def document(self, body: Mapping[str, Any]) -> tuple[str, dict[str, Any], Verdict] | None:
         """``(sha256, document, verdict)`` of one entry body, or None when it cannot be judged."""
         own = body.get("facts")

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import orjson
 
 from ledger.audit import Example
@@ -61,6 +62,9 @@ __all__ = ["Difference", "Failure", "VerifyResult", "verify", "verify_pack"]
 _STRENGTH = {name: rank for rank, name in enumerate(MATCH_CLASSES)}
 # A re-estimated near similarity may differ from the recorded one only by rounding (4 places).
 _NEAR_TOLERANCE = 1e-3
+# A compressed entries member this large holds more than INLINE_LIMIT entries (about 0.45 KB
+# each): its worker starts before the first entry is read.
+_MANY_BYTES = 12 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -282,15 +286,90 @@ def _signed_parts(data: bytes) -> tuple[dict[str, Any], bytes, str, str] | None:
     return entry, data[len(_BODY_HEAD) : -len(tail)], key_id, sig
 
 
-def _remember(state: _State, leaf: int, body: dict[str, Any], judging: _Judging) -> None:
+class _Judged(msgspec.Struct):
+    """The body fields that judging reads on its cached path (as ``Judgements.cached``)."""
+
+    provider: Any = None
+    request_model: Any = None
+    response_model: Any = None
+    endpoint: Any = None
+    output_modality: Any = None
+    started_at: Any = None
+    recorded_at: Any = None
+    facts: Any = None
+    id: Any = None
+
+
+class _Indexed(_Judged):
+    """With the fields the fingerprint index reads too (verify with datasets)."""
+
+    dataset: Any = None
+    outputs: Any = None
+
+
+class _Signed(msgspec.Struct, forbid_unknown_fields=True):
+    body: _Judged
+    key_id: str
+    sig: str
+
+
+class _SignedIndexed(msgspec.Struct, forbid_unknown_fields=True):
+    body: _Indexed
+    key_id: str
+    sig: str
+
+
+_KEY_TAILS: dict[str, bytes] = {}
+_DECODERS: dict[bool, msgspec.json.Decoder[Any]] = {
+    False: msgspec.json.Decoder(_Signed),
+    True: msgspec.json.Decoder(_SignedIndexed),
+}
+
+
+def _signed_view(data: bytes, indexed: bool) -> tuple[dict[str, Any], bytes, str, str] | None:
+    """:func:`_signed_parts` with only the body fields the checks read, or None.
+
+    Decoding a whole body costs six times as much as these fields (msgspec validates the
+    syntax of the fields it skips). None sends the line to :func:`_signed_parts`, whose answer
+    stands: non-ASCII data (msgspec does not check the UTF-8 of skipped strings), any decoding
+    error, any other layout. A missing field and a null one read the same (``.get``).
+    """
+    if not data.isascii():
+        return None
+    try:
+        entry = _DECODERS[indexed].decode(data)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return None
+    key_id, sig = entry.key_id, entry.sig
+    head = _KEY_TAILS.get(key_id)
+    if head is None:
+        head = b',"key_id":' + json_string(key_id) + b',"sig":'
+        if len(_KEY_TAILS) < 64:  # a pack lists a few recorder keys; others fail later
+            _KEY_TAILS[key_id] = head
+    tail = head + json_string(sig) + b"}"
+    if not (data.startswith(_BODY_HEAD) and data.endswith(tail)):
+        return None
+    return msgspec.structs.asdict(entry.body), data[len(_BODY_HEAD) : -len(tail)], key_id, sig
+
+
+def _remember(state: _State, leaf: int, view: dict[str, Any], body_bytes: bytes,
+              judging: _Judging, full: dict[str, Any] | None) -> None:  # fmt: skip
+    """Index and judge one entry from ``view``; the whole body (``full``, else parsed from
+    ``body_bytes``) only for a combination not judged before."""
     if state.index is not None:
-        entry_id = body.get("id")
-        state.index.add_entry(leaf, entry_id if isinstance(entry_id, str) else None, body)
-    judged = judging.pack.document(body)
+        entry_id = view.get("id")
+        state.index.add_entry(leaf, entry_id if isinstance(entry_id, str) else None, view)
+    judged = judging.pack.cached(view)
+    if judged is None:
+        full = full if full is not None else orjson.loads(body_bytes)
+        judged = judging.pack.document(full)
     pair = (judged[0], judged[2].verdict) if judged is not None else None
     state.judged[leaf] = state.pairs.setdefault(pair, pair) if pair is not None else None
     if judging.own is not None:
-        mine = judging.own.document(body)
+        mine = judging.own.cached(view)
+        if mine is None:
+            full = full if full is not None else orjson.loads(body_bytes)
+            mine = judging.own.document(full)
         state.own[leaf] = mine[2].verdict if mine is not None else None
 
 
@@ -301,12 +380,19 @@ def _check_entries(
     ``stream``, checked beside the later passes and settled by :func:`_settle_signatures`."""
     hashes: dict[int, bytes] = {}
     previous = -1
+    indexed = state.index is not None
     with _checking("entries", layout.ENTRIES):
         for number, line in state.pack.lines(layout.ENTRIES):
             where = f"{layout.ENTRIES} line {number}"
             head = _LINE_HEAD.match(line)
             data = line[head.end() : -1] if head and line.endswith(b"}") else b""
-            parts = _signed_parts(data) if head else None
+            full: dict[str, Any] | None = None
+            parts = _signed_view(data, indexed) if head else None
+            if head is not None and parts is None:
+                slow = _signed_parts(data)
+                if slow is not None:
+                    full = slow[0]["body"]
+                    parts = (full, *slow[1:])
             if head is None or parts is None:
                 raise _fail("entries", where, 'not a leaf line {"leaf_index": N, "entry": ...} '
                             "holding a signed entry")  # fmt: skip
@@ -314,10 +400,9 @@ def _check_entries(
             if leaf <= previous:
                 raise _fail("entries", where, "leaf indexes are not ascending")
             previous = leaf
-            entry, body_bytes, key_id, sig = parts
+            view, body_bytes, key_id, sig = parts
             where = f"leaf {leaf}"
-            body = entry["body"]
-            if not isinstance(body, dict):
+            if not isinstance(view, dict):
                 raise _fail("entries", where, "the entry's body is not an object")
             if key_id not in keys:
                 raise _fail("entries", where, f"signed by recorder key {key_id}, which the "
@@ -332,7 +417,7 @@ def _check_entries(
             # checks a chunk itself).
             stream.add((leaf, body_bytes, key_id, signature))
             hashes[leaf] = leaf_hash(data)
-            _remember(state, leaf, body, judging)
+            _remember(state, leaf, view, body_bytes, judging, full)
     state.passed.append("entries")
     return hashes
 
@@ -777,7 +862,7 @@ def verify(
         _check_checkpoint(state)
         _check_files(state)
         keys = _recorder_keys(state)
-        stream = SignatureStream(keys)
+        stream = SignatureStream(keys, many=pack.size(layout.ENTRIES) > _MANY_BYTES)
         with _judging(state, Path(policies) if policies is not None else None) as judging:
             hashes = _check_entries(state, judging, keys, stream)
         _check_proof(state, hashes)
