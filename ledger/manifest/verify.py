@@ -56,9 +56,11 @@ from ledger.manifest import pack as layout
 from ledger.manifest.signatures import SignatureStream
 from ledger.manifest.verdicts import Judgements, example_verdict
 from ledger.policy import DeclaredFacts, PolicySet, load_policies
+from ledger.policy.verdict import VERDICTS
 
 __all__ = ["Difference", "Failure", "VerifyResult", "verify", "verify_pack"]
 
+_KNOWN_VERDICTS = frozenset(VERDICTS)
 _STRENGTH = {name: rank for rank, name in enumerate(MATCH_CLASSES)}
 # A re-estimated near similarity may differ from the recorded one only by rounding (4 places).
 _NEAR_TOLERANCE = 1e-3
@@ -383,7 +385,6 @@ def _check_entries(
     indexed = state.index is not None
     with _checking("entries", layout.ENTRIES):
         for number, line in state.pack.lines(layout.ENTRIES):
-            where = f"{layout.ENTRIES} line {number}"
             head = _LINE_HEAD.match(line)
             data = line[head.end() : -1] if head and line.endswith(b"}") else b""
             full: dict[str, Any] | None = None
@@ -394,23 +395,24 @@ def _check_entries(
                     full = slow[0]["body"]
                     parts = (full, *slow[1:])
             if head is None or parts is None:
+                where = f"{layout.ENTRIES} line {number}"
                 raise _fail("entries", where, 'not a leaf line {"leaf_index": N, "entry": ...} '
                             "holding a signed entry")  # fmt: skip
             leaf = int(head.group(1))
             if leaf <= previous:
+                where = f"{layout.ENTRIES} line {number}"
                 raise _fail("entries", where, "leaf indexes are not ascending")
             previous = leaf
             view, body_bytes, key_id, sig = parts
-            where = f"leaf {leaf}"
             if not isinstance(view, dict):
-                raise _fail("entries", where, "the entry's body is not an object")
+                raise _fail("entries", f"leaf {leaf}", "the entry's body is not an object")
             if key_id not in keys:
-                raise _fail("entries", where, f"signed by recorder key {key_id}, which the "
-                            "statement does not list")  # fmt: skip
+                raise _fail("entries", f"leaf {leaf}", f"signed by recorder key {key_id}, "
+                            "which the statement does not list")  # fmt: skip
             try:
                 signature = base64.b64decode(sig, validate=True)
             except (binascii.Error, ValueError) as exc:
-                raise _fail("entries", where, "the signature is not base64") from exc
+                raise _fail("entries", f"leaf {leaf}", "the signature is not base64") from exc
             # Signature checks are the largest single cost of a big pack: a worker interpreter
             # runs them while this process goes on with the layout, the index, the proof, the
             # records and the dataset (the queue is bounded; when it is full this process
@@ -456,29 +458,38 @@ def _check_proof(state: _State, hashes: dict[int, bytes]) -> None:
     state.passed.append("multiproof")
 
 
-def _records(state: _State) -> Iterator[tuple[str, dict[str, Any], bytes]]:
-    """``(label, record, line)`` for every records line, checked for shape and for links."""
+def _label(record: Mapping[str, Any]) -> str:
+    """Where a record's failure is reported: the example's ``file:line``."""
+    return f"{record.get('file')}:{record.get('line')}"
+
+
+def _records(state: _State) -> Iterator[tuple[dict[str, Any], bytes]]:
+    """``(record, line)`` for every records line, checked for shape and for links."""
+    # Failure texts are made only on failure: a million lines pass.
     with _checking("records", layout.RECORDS):
         for number, line in state.pack.lines(layout.RECORDS):
-            where = f"{layout.RECORDS} line {number}"
             try:
                 # The line's own bytes are what the records root covers; parsing needs no
                 # canonical form, so the fast parser is enough here.
                 record = orjson.loads(line)
             except orjson.JSONDecodeError as exc:
+                where = f"{layout.RECORDS} line {number}"
                 raise _fail("records", where, f"not JSON: {exc}") from exc
-            record = _obj(record, "records", where, "the record")
+            if not isinstance(record, dict):
+                raise _fail("records", f"{layout.RECORDS} line {number}", "the record is not "
+                            "a JSON object")  # fmt: skip
             links = record.get("links")
             if not isinstance(links, list) or record.get("match") not in _STRENGTH:
+                where = f"{layout.RECORDS} line {number}"
                 raise _fail("records", where, "the record needs match and links")
-            label = f"{record.get('file')}:{record.get('line')}"
             for link in links:
                 leaf = link.get("leaf_index") if isinstance(link, dict) else None
                 if not isinstance(leaf, int) or leaf not in state.judged:
-                    raise _fail("records", label, f"links to leaf {leaf}, which the pack lacks")
+                    raise _fail("records", _label(record), f"links to leaf {leaf}, which the "
+                                "pack lacks")  # fmt: skip
                 if link.get("match") == "near" and isinstance(link.get("output"), int):
                     state.near_wanted.add((leaf, link["output"]))
-            yield label, record, line
+            yield record, line
 
 
 def _check_leaf_verdicts(state: _State) -> None:
@@ -505,20 +516,25 @@ def _check_leaf_verdicts(state: _State) -> None:
 def _verdict_of(table: Mapping[int, Any], record: dict[str, Any], own: bool) -> str | None:
     if record["match"] == "none":
         return None
+    links = record["links"]
+    if len(links) == 1:  # most examples: no ranking needed
+        found = table.get(links[0]["leaf_index"])
+        verdict = found if own or found is None else found[1]
+        return verdict if verdict in _KNOWN_VERDICTS else example_verdict([verdict])
     if own:
-        return example_verdict(table.get(x["leaf_index"]) for x in record["links"])
-    found = (table.get(x["leaf_index"]) for x in record["links"])
+        return example_verdict(table.get(x["leaf_index"]) for x in links)
+    found = (table.get(x["leaf_index"]) for x in links)
     return example_verdict(j[1] if j is not None else None for j in found)
 
 
 def _check_records(state: _State) -> None:
     """One pass: shape, links into the pack, each example's verdict, counts, the records root."""
     frontier = TreeFrontier()
-    for label, record, line in _records(state):
+    for record, line in _records(state):
         expected = _verdict_of(state.judged, record, own=False)
         if record.get("verdict") != expected:
-            raise _fail("verdicts", label, f"verdict {record.get('verdict')}, re-evaluated "
-                        f"{expected}")  # fmt: skip
+            raise _fail("verdicts", _label(record), f"verdict {record.get('verdict')}, "
+                        f"re-evaluated {expected}")  # fmt: skip
         if state.own and record["match"] != "none":
             if _verdict_of(state.own, record, own=True) != expected:
                 state.example_differences += 1
@@ -718,7 +734,7 @@ def _check_dataset(state: _State, datasets: Sequence[Path]) -> None:
         text_field=params.get("text_field"),
         id_field=str(params.get("id_field") or "ledger_entry_id"),
     )
-    records = (record for _, record, _ in _records(state))
+    records = (record for record, _ in _records(state))
     names: dict[str, str] = {}  # file -> its name: one Path per file, not one per example
     with _checking("dataset", "the dataset files"):
         for item in examples:
