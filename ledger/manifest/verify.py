@@ -334,7 +334,10 @@ def _signed_view(data: bytes, indexed: bool) -> tuple[dict[str, Any], bytes, str
     Decoding a whole body costs six times as much as these fields (msgspec validates the
     syntax of the fields it skips). None sends the line to :func:`_signed_parts`, whose answer
     stands: non-ASCII data (msgspec does not check the UTF-8 of skipped strings), any decoding
-    error, any other layout. A missing field and a null one read the same (``.get``).
+    error, any other layout. A missing field and a null one read the same (``.get``). One
+    difference is left: a number beyond a double's range in a skipped field passes here
+    (RFC 8259 leaves the range to the parser; the ledger writes RFC 8785 numbers, which are
+    doubles). The bytes are what the signature and the leaf hash cover either way.
     """
     if not data.isascii():
         return None
