@@ -264,6 +264,8 @@ def _recorder_keys(state: _State) -> dict[str, VerifyingKey]:
 
 _LINE_HEAD = re.compile(rb'\{"leaf_index":(0|[1-9][0-9]*),"entry":')
 _BODY_HEAD = b'{"body":'
+# ``,"key_id":"...","sig":`` by key id: the fixed part of every entry's tail.
+_KEY_TAILS: dict[str, bytes] = {}
 
 
 def _signed_parts(data: bytes) -> tuple[dict[str, Any], bytes, str, str] | None:
@@ -282,10 +284,22 @@ def _signed_parts(data: bytes) -> tuple[dict[str, Any], bytes, str, str] | None:
     key_id, sig = entry["key_id"], entry["sig"]
     if not isinstance(key_id, str) or not isinstance(sig, str):
         return None
-    tail = b',"key_id":' + json_string(key_id) + b',"sig":' + json_string(sig) + b"}"
+    body = _body_bytes(data, key_id, sig)
+    return (entry, body, key_id, sig) if body is not None else None
+
+
+def _body_bytes(data: bytes, key_id: str, sig: str) -> bytes | None:
+    """The body's bytes cut out of ``data``, when the body comes first and the two strings
+    follow it exactly as RFC 8785 writes them; else None."""
+    head = _KEY_TAILS.get(key_id)
+    if head is None:
+        head = b',"key_id":' + json_string(key_id) + b',"sig":'
+        if len(_KEY_TAILS) < 64:  # a pack lists a few recorder keys; others fail later
+            _KEY_TAILS[key_id] = head
+    tail = head + json_string(sig) + b"}"
     if not (data.startswith(_BODY_HEAD) and data.endswith(tail)):
         return None
-    return entry, data[len(_BODY_HEAD) : -len(tail)], key_id, sig
+    return data[len(_BODY_HEAD) : -len(tail)]
 
 
 class _Judged(msgspec.Struct):
@@ -321,7 +335,6 @@ class _SignedIndexed(msgspec.Struct, forbid_unknown_fields=True):
     sig: str
 
 
-_KEY_TAILS: dict[str, bytes] = {}
 _DECODERS: dict[bool, msgspec.json.Decoder[Any]] = {
     False: msgspec.json.Decoder(_Signed),
     True: msgspec.json.Decoder(_SignedIndexed),
@@ -345,16 +358,10 @@ def _signed_view(data: bytes, indexed: bool) -> tuple[dict[str, Any], bytes, str
         entry = _DECODERS[indexed].decode(data)
     except (msgspec.DecodeError, msgspec.ValidationError):
         return None
-    key_id, sig = entry.key_id, entry.sig
-    head = _KEY_TAILS.get(key_id)
-    if head is None:
-        head = b',"key_id":' + json_string(key_id) + b',"sig":'
-        if len(_KEY_TAILS) < 64:  # a pack lists a few recorder keys; others fail later
-            _KEY_TAILS[key_id] = head
-    tail = head + json_string(sig) + b"}"
-    if not (data.startswith(_BODY_HEAD) and data.endswith(tail)):
+    body = _body_bytes(data, entry.key_id, entry.sig)
+    if body is None:
         return None
-    return msgspec.structs.asdict(entry.body), data[len(_BODY_HEAD) : -len(tail)], key_id, sig
+    return msgspec.structs.asdict(entry.body), body, entry.key_id, entry.sig
 
 
 def _remember(state: _State, leaf: int, view: dict[str, Any], body_bytes: bytes,

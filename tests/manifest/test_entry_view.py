@@ -9,7 +9,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -129,23 +128,3 @@ def test_entries_that_need_the_whole_body_are_judged_from_it(tmp_path: Path) -> 
     failure = manifest.verify(built.path, vkey).failure
     assert failure is not None
     assert (failure.check, failure.where) == ("verdicts", f"leaf {leaves[1]}")
-
-
-@pytest.mark.parametrize("many", [False, True])
-def test_stream_started_early_gives_the_same_answer(many: bool) -> None:
-    from ledger.crypto.keys import SigningKey
-    from ledger.manifest.signatures import SignatureStream
-
-    key, other = SigningKey.generate(), SigningKey.generate()
-    items = [(i, b"body %d" % i, key.key_id, key.sign(b"body %d" % i)) for i in range(50)]
-    items[31] = (31, items[31][1], key.key_id, other.sign(items[31][1]))
-    with SignatureStream({key.key_id: key.public_key}, workers=1, many=many) as stream:
-        assert (stream._pool is not None) == many  # started before any item arrived
-        for item in items:
-            stream.add(item)
-        found = stream.finish()
-        here = stream.checked_here
-    assert found is not None
-    assert found[0] == 31
-    if not many:
-        assert here == 50  # below the inline limit, no worker: all checked here

@@ -70,3 +70,19 @@ def test_two_streams_in_one_process_keep_their_own_keys() -> None:
             second.add(b)
         assert first.finish() is None
         assert second.finish() is None
+
+
+@pytest.mark.parametrize("many", [False, True])
+def test_stream_started_early_gives_the_same_answer(many: bool) -> None:
+    items, keys, key = _signed(50)
+    items[31] = (31, items[31][1], key.key_id, SigningKey.generate().sign(items[31][1]))
+    with signatures.SignatureStream(keys, workers=1, many=many) as stream:  # type: ignore[arg-type]
+        assert (stream._pool is not None) == many  # started before any item arrived
+        for item in items:
+            stream.add(item)
+        found = stream.finish()
+        here = stream.checked_here
+    assert found is not None
+    assert found[0] == 31
+    if not many:
+        assert here == 50  # below the inline limit, no worker: all checked here
