@@ -23,7 +23,6 @@ Invariants:
 from __future__ import annotations
 
 import base64
-import gzip
 import hashlib
 import json
 import shutil
@@ -396,13 +395,17 @@ class _PackWriter:
         self._path(name).write_bytes(data)
 
     @contextmanager
-    def gzip_member(self, name: str) -> Iterator[gzip.GzipFile]:
-        """A gzip stream into member ``name`` (no file name or time in the header)."""
-        with (
-            self._path(name).open("wb") as raw,
-            gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=6) as out,
-        ):
-            yield out
+    def gzip_member(self, name: str) -> Iterator[layout.GzipSink]:
+        """A gzip stream into member ``name`` (no file name or time in the header), compressed
+        on a thread beside the caller."""
+        with self._path(name).open("wb") as raw:
+            sink = layout.GzipSink(raw)
+            try:
+                yield sink
+            except BaseException:
+                sink.abandon()
+                raise
+            sink.close()
 
     def has(self, name: str) -> bool:
         return name in self._names

@@ -21,6 +21,9 @@ import gzip
 import hashlib
 import io
 import json
+import queue
+import struct
+import threading
 import zipfile
 import zlib
 from collections.abc import Iterable, Iterator
@@ -43,6 +46,7 @@ __all__ = [
     "RECORDS",
     "STATEMENT_TYPE",
     "VERDICTS",
+    "GzipSink",
     "Pack",
     "example_digest",
     "gzip_lines",
@@ -81,6 +85,75 @@ def gzip_lines(lines: Iterable[bytes]) -> bytes:
             out.write(line)
             out.write(b"\n")
     return buffer.getvalue()
+
+
+# The gzip header GzipFile writes with no file name, mtime 0 and a middle level: the same
+# bytes on every platform (zlib's own gzip wrapper would record the OS).
+_GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"
+_SINK_BLOCK = 1 << 20
+
+
+class GzipSink:
+    """A gzip member written beside the caller: deflate runs on a thread of its own.
+
+    zlib's deflate and crc32 release the GIL, so a build that produces a million lines in
+    Python spends its time there while another core compresses. Lines are gathered into
+    1 MB blocks; at most four wait for the thread (bounded memory). The bytes depend only on
+    the data written: the same data gives the same member. An error of the thread (a full
+    disk) is raised by the next :meth:`write` or by :meth:`close`.
+    """
+
+    def __init__(self, raw: IO[bytes], level: int = 6) -> None:
+        self._raw = raw
+        self._pending = bytearray()
+        self._blocks: queue.Queue[bytes | None] = queue.Queue(maxsize=4)
+        self._deflate = zlib.compressobj(level, zlib.DEFLATED, -zlib.MAX_WBITS)
+        self._crc = 0
+        self._size = 0
+        self._error: BaseException | None = None
+        raw.write(_GZIP_HEADER)
+        self._thread = threading.Thread(target=self._run, daemon=True, name="ledger-gzip")
+        self._thread.start()
+
+    def write(self, data: bytes) -> None:
+        self._pending += data
+        if len(self._pending) >= _SINK_BLOCK:
+            self._hand_over()
+
+    def _hand_over(self) -> None:
+        if self._error is not None:
+            raise self._error
+        block = bytes(self._pending)
+        self._pending.clear()
+        self._blocks.put(block)
+
+    def _run(self) -> None:
+        while (block := self._blocks.get()) is not None:
+            if self._error is not None:
+                continue  # keep taking blocks so that the writer never waits on a dead thread
+            try:
+                self._crc = zlib.crc32(block, self._crc)
+                self._size += len(block)
+                self._raw.write(self._deflate.compress(block))
+            except BaseException as exc:  # handed to the writing thread
+                self._error = exc
+
+    def close(self) -> None:
+        """Compress what is left, write the trailer and stop the thread (the file stays open)."""
+        if self._pending:
+            self._hand_over()
+        self._blocks.put(None)
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        self._raw.write(self._deflate.flush())
+        self._raw.write(struct.pack("<II", self._crc, self._size & 0xFFFFFFFF))
+
+    def abandon(self) -> None:
+        """Stop the thread without finishing the member (the build failed)."""
+        self._error = self._error or InputError("the member was not finished")
+        self._blocks.put(None)
+        self._thread.join()
 
 
 def records_root(lines: Iterable[bytes]) -> bytes:

@@ -82,3 +82,49 @@ def test_damaged_member_is_named(
     pack = _pack_with(tmp_path / "pack", damage(member))
     with pytest.raises(InputError, match=f"{layout.RECORDS} is not a gzip file.*{words}"):
         list(pack.lines(layout.RECORDS))
+
+
+class _Failing(io.BytesIO):
+    """A file that takes the header and then fails, like a disk that fills up."""
+
+    def write(self, data: bytes) -> int:  # type: ignore[override]
+        if self.tell() > 0:
+            raise OSError(28, "No space left on device")
+        return super().write(data)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    text=st.binary(max_size=3_000_000),
+    sizes=st.lists(st.integers(min_value=1, max_value=700_000), min_size=1, max_size=6),
+)
+def test_gzip_sink_writes_what_gzipfile_reads_whatever_the_write_sizes(
+    text: bytes, sizes: list[int]
+) -> None:
+    # The member is the same bytes however the data was cut into writes (blocks are handed to
+    # the compressing thread at different places), and Python's own gzip reads it back.
+    outputs = []
+    for cut in (sizes, [len(text) or 1]):
+        raw = io.BytesIO()
+        sink = layout.GzipSink(raw)
+        offset, steps = 0, itertools.cycle(cut)
+        while offset < len(text):
+            step = next(steps)
+            sink.write(text[offset : offset + step])
+            offset += step
+        sink.close()
+        outputs.append(raw.getvalue())
+    assert outputs[0] == outputs[1]
+    assert gzip.decompress(outputs[0]) == text
+    with gzip.GzipFile(
+        fileobj=io.BytesIO(), mode="wb", mtime=0, filename="", compresslevel=6
+    ) as reference:
+        header = reference.fileobj.getvalue()  # type: ignore[union-attr]
+    assert outputs[0][:10] == header[:10]
+
+
+def test_gzip_sink_raises_the_threads_write_error() -> None:
+    sink = layout.GzipSink(_Failing())
+    sink.write(b"x" * (3 << 20))  # handed to the thread, whose write fails
+    with pytest.raises(OSError, match="No space left"):
+        sink.close()
