@@ -12,7 +12,9 @@ Invariants:
 
 * ``map`` hands results back in task order, whichever worker ran a task; each worker runs one
   task at a time and takes the next one as soon as it is done. ``run`` hands one task to one
-  named worker, for callers that keep their own queue (one driving thread per worker).
+  named worker, for callers that keep their own queue (one driving thread per worker);
+  ``send`` and ``receive`` split it in two, so that such a caller can keep the next task
+  waiting in the worker's pipe.
 * A task that raises in a worker raises the same exception from ``map`` (re-raised in the
   caller; one that cannot be pickled arrives as ``WorkerError`` with its text). A worker that
   dies raises ``WorkerError``. Either way every worker is stopped before ``map``'s caller sees
@@ -97,6 +99,11 @@ class _Worker:
         self._pending_init = True
 
     def call(self, task: object) -> Any:
+        self.send(task)
+        return self.receive()
+
+    def send(self, task: object) -> None:
+        """Hand over one task (the first one waits for the initializer's answer)."""
         stdin, stdout = self.proc.stdin, self.proc.stdout
         assert stdin is not None  # noqa: S101 - Popen made the pipe
         assert stdout is not None  # noqa: S101 - Popen made the pipe
@@ -105,6 +112,14 @@ class _Worker:
                 self._pending_init = False
                 self._unpack(read_frame(stdout))
             write_frame(stdin, task)
+        except (OSError, EOFError, pickle.UnpicklingError) as exc:
+            raise self._died() from exc
+
+    def receive(self) -> Any:
+        """The result of the oldest task sent and not yet answered."""
+        stdout = self.proc.stdout
+        assert stdout is not None  # noqa: S101 - Popen made the pipe
+        try:
             return self._unpack(read_frame(stdout))
         except (OSError, EOFError, pickle.UnpicklingError) as exc:
             raise self._died() from exc
@@ -227,6 +242,21 @@ class WorkerPool:
         raises ``WorkerError`` (the others go on).
         """
         return self._workers[worker].call(task)
+
+    def send(self, worker: int, task: object) -> None:
+        """Queue one task on worker ``worker`` without waiting for its result.
+
+        With :meth:`receive`, a driving thread can keep a second task waiting in the worker's
+        pipe, so the worker starts it the moment the first is done instead of waiting for
+        the thread to get the GIL back. Results come back in the order sent. Only for small
+        results: a worker blocked writing a large answer while the thread is blocked writing
+        the next task would wait for each other.
+        """
+        self._workers[worker].send(task)
+
+    def receive(self, worker: int) -> Any:
+        """Worker ``worker``'s oldest result not yet received (errors as :meth:`run`)."""
+        return self._workers[worker].receive()
 
     def close(self) -> None:
         """Stop every worker (each finishes nothing further once its stdin is closed)."""

@@ -160,9 +160,11 @@ class SignatureStream:
         for thread in self._threads:
             thread.start()
 
-    def _take(self) -> list[Item] | None:
+    def _take(self, wait: bool) -> list[Item] | None:
+        """The next queued chunk; None when closing (or, without ``wait``, when none is queued)."""
         with self._cond:
-            self._cond.wait_for(lambda: bool(self._queue) or self._closing)
+            if wait:
+                self._cond.wait_for(lambda: bool(self._queue) or self._closing)
             if not self._queue:
                 return None
             chunk, size = self._queue.popleft()
@@ -172,18 +174,31 @@ class SignatureStream:
     def _drive(self, worker: int) -> None:
         from ledger.log.workers import WorkerError
 
-        while (chunk := self._take()) is not None:
-            try:
-                found = self._pool.run(worker, chunk)
-            except WorkerError as exc:
-                # A worker that died hands its chunk back; the caller checks it in finish().
-                log.warning("ledger: a signature worker stopped: %s", exc)
-                with self._cond:
-                    self._queue.appendleft((chunk, 0))
-                return
-            if found is not None:
-                with self._cond:
-                    self._found.append((int(found[0]), str(found[1])))
+        # Two chunks in flight while reading goes on: the worker finds the next one in its pipe
+        # when it finishes one, instead of idling until this thread gets the GIL back from the
+        # caller's pass (a few milliseconds per chunk). One at the end, so that the caller can
+        # take every chunk not started yet.
+        sent: deque[list[Item]] = deque()
+        try:
+            while True:
+                if len(sent) < (1 if self._closing else 2):
+                    chunk = self._take(wait=not sent)
+                    if chunk is not None:
+                        sent.append(chunk)
+                        self._pool.send(worker, chunk)
+                        continue
+                    if not sent:
+                        return
+                found = self._pool.receive(worker)
+                sent.popleft()
+                if found is not None:
+                    with self._cond:
+                        self._found.append((int(found[0]), str(found[1])))
+        except WorkerError as exc:
+            # A worker that died hands its chunks back; the caller checks them in finish().
+            log.warning("ledger: a signature worker stopped: %s", exc)
+            with self._cond:
+                self._queue.extendleft((chunk, 0) for chunk in reversed(sent))
 
     def finish(self) -> tuple[int, str] | None:
         """Check every item not yet checked; the lowest failing leaf with the reason, or None.

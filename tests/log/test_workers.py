@@ -110,3 +110,11 @@ def test_verify_falls_back_to_one_process_when_workers_cannot_start(
         report = lg.verify(workers=2)
     assert report.ok, report.first_problem
     assert "verifying in one process: cannot start a worker process" in caplog.text
+
+
+def test_tasks_sent_ahead_come_back_in_the_order_sent() -> None:
+    with WorkerPool(1, "math:factorial", "time:time") as pool:
+        for n in (5, 6, 7):
+            pool.send(0, n)
+        assert [pool.receive(0) for _ in range(3)] == [120, 720, 5040]
+        assert pool.run(0, 3) == 6  # and the worker goes on as before

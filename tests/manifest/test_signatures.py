@@ -86,3 +86,22 @@ def test_stream_started_early_gives_the_same_answer(many: bool) -> None:
     assert found[0] == 31
     if not many:
         assert here == 50  # below the inline limit, no worker: all checked here
+
+
+def test_a_worker_that_dies_hands_its_chunks_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The driving thread takes a chunk, finds the worker gone, and must give that chunk (and
+    # any other it had sent) back for this process to check: none may be lost.
+    monkeypatch.setattr(signatures, "_CHUNK", 7)
+    items, keys, key = _signed(60)
+    items[3] = (3, items[3][1], key.key_id, SigningKey.generate().sign(items[3][1]))
+    with signatures.SignatureStream(keys, workers=1, many=True) as stream:  # type: ignore[arg-type]
+        worker = stream._pool._workers[0].proc
+        worker.kill()
+        worker.wait()
+        for item in items:
+            stream.add(item)
+        found = stream.finish()
+        here = stream.checked_here
+    assert found is not None
+    assert found[0] == 3
+    assert here == 60
