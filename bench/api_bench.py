@@ -289,7 +289,13 @@ def drive_wrk(
         run(2)
         server0 = tree_cpu(server_pid) if server_pid else 0.0
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        split: list[int] = []
+        # Halfway through, how the connections are spread over the workers (each accepted
+        # connection stays with the worker that took it for the whole run).
+        timer = threading.Timer(seconds / 2, lambda: split.extend(connections(url)))
+        timer.start()
         out = run(seconds)
+        timer.cancel()
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         server_cpu = tree_cpu(server_pid) - server0 if server_pid else 0.0
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
@@ -312,7 +318,22 @@ def drive_wrk(
         "n": total,
         "server_cpu_ms": server_cpu / total * 1000,
         "client_cpu_ms": client_cpu / total * 1000,
+        "connections_per_worker": split,
     }
+
+
+def connections(url: str) -> list[int]:
+    """Established connections to ``url``'s port by server process, most first (from ``ss``)."""
+    port = url.rsplit(":", 1)[1]
+    try:
+        out = subprocess.run(["ss", "-tnpH", "state", "established", f"( sport = :{port} )"],
+                             capture_output=True, text=True, check=False).stdout  # fmt: skip
+    except OSError:
+        return []
+    counts: dict[str, int] = {}
+    for pid in re.findall(r"pid=(\d+)", out):
+        counts[pid] = counts.get(pid, 0) + 1
+    return sorted(counts.values(), reverse=True)
 
 
 def main() -> None:
@@ -414,7 +435,9 @@ def main() -> None:
         r = results[name]
         print(f"  {name:<15} p50 {r['p50_ms']:7.2f} ms  p99 {r['p99_ms']:7.2f} ms  "
               f"{r['per_s']:8.0f} req/s  (n={r['n']})  CPU/request: server "
-              f"{r['server_cpu_ms']:.2f} ms, client {r['client_cpu_ms']:.2f} ms")  # fmt: skip
+              f"{r['server_cpu_ms']:.2f} ms, client {r['client_cpu_ms']:.2f} ms"
+              + (f"; connections per worker {'/'.join(map(str, r['connections_per_worker']))}"
+                 if r.get("connections_per_worker") else ""))  # fmt: skip
     rate, senders = results["ingest_entries_per_s"], results["ingest_clients"]
     print(f"  ingest          {rate:8.0f} entries/s (batches of 500, {senders} client(s))")
     alone = ", ".join(f"{k} {v:.2f} ms" for k, v in results["server_alone_ms"].items())
