@@ -10,7 +10,7 @@ Invariants:
   cannot start, everything runs in this process with the same function.
 * :class:`SignatureStream` checks beside the caller: items are added as a pass reads them,
   one worker interpreter takes full chunks from a queue while the caller goes on with its own
-  work, and the caller checks a chunk itself whenever the queue holds ``BACKLOG_BYTES`` (so
+  work, and the caller checks a chunk itself whenever the queue holds its backlog (so
   memory stays bounded and neither process waits for the other). ``finish`` checks what is
   left, the caller and the worker side by side, and reports the lowest failing leaf of all
   chunks, whoever checked them: the same answer as checking every item in order.
@@ -73,6 +73,9 @@ class SignatureStream:
             one fewer than the cores, the caller being the last; 0 checks everything here).
         many: the caller expects more than ``INLINE_LIMIT`` items: the workers start now, so
             that their start-up overlaps the caller's first work instead of following it.
+        backlog: signed bytes that may wait for the workers (default ``BACKLOG_BYTES``). What
+            waits when the caller stops adding is the work the workers have while the caller
+            does its own last passes; more keeps them busy longer and costs that much memory.
 
     Example:
         >>> with SignatureStream(keys) as stream:        # doctest: +SKIP
@@ -82,9 +85,15 @@ class SignatureStream:
     """
 
     def __init__(
-        self, keys: Mapping[str, VerifyingKey], workers: int | None = None, *, many: bool = False
+        self,
+        keys: Mapping[str, VerifyingKey],
+        workers: int | None = None,
+        *,
+        many: bool = False,
+        backlog: int | None = None,
     ) -> None:
         self._raw = {key_id: key.raw for key_id, key in keys.items()}
+        self._backlog = backlog if backlog is not None else BACKLOG_BYTES
         self._count = workers if workers is not None else max((os.cpu_count() or 1) - 1, 0)
         self._chunk: list[Item] = []
         self._early: list[list[Item]] = []  # chunks before INLINE_LIMIT items arrived
@@ -128,7 +137,7 @@ class SignatureStream:
             return
         size = sum(len(item[1]) for item in chunk)
         with self._cond:
-            if self._queued + size <= BACKLOG_BYTES or not self._queue:
+            if self._queued + size <= self._backlog or not self._queue:
                 self._queue.append((chunk, size))
                 self._queued += size
                 self._cond.notify()
