@@ -15,6 +15,15 @@ def _signed(count: int) -> tuple[list[signatures.Item], dict[str, object], Signi
     return items, {key.key_id: key.public_key}, key
 
 
+def _feed(
+    stream: signatures.SignatureStream, items: list[signatures.Item]
+) -> tuple[int, str] | None:
+    """Add every item, then the stream's answer (the lowest bad leaf with its reason, or None)."""
+    for item in items:
+        stream.add(item)
+    return stream.finish()
+
+
 @pytest.mark.parametrize(("workers", "backlog"), [(0, 1 << 20), (1, 1 << 20), (1, 20)])
 def test_stream_reports_the_lowest_bad_leaf_whoever_checked_it(
     workers: int, backlog: int, monkeypatch: pytest.MonkeyPatch
@@ -26,16 +35,12 @@ def test_stream_reports_the_lowest_bad_leaf_whoever_checked_it(
     monkeypatch.setattr(signatures, "BACKLOG_BYTES", backlog)
     items, keys, key = _signed(120)
     with signatures.SignatureStream(keys, workers=workers) as stream:  # type: ignore[arg-type]
-        for item in items:
-            stream.add(item)
-        assert stream.finish() is None
+        assert _feed(stream, items) is None
     other = SigningKey.generate()
     for bad in (97, 44, 45):
         items[bad] = (bad, items[bad][1], key.key_id, other.sign(items[bad][1]))
     with signatures.SignatureStream(keys, workers=workers) as stream:  # type: ignore[arg-type]
-        for item in items:
-            stream.add(item)
-        found = stream.finish()
+        found = _feed(stream, items)
         checked_here = stream.checked_here
     assert found is not None
     assert found[0] == 44
@@ -50,9 +55,7 @@ def test_stream_below_the_inline_limit_starts_no_worker(monkeypatch: pytest.Monk
     monkeypatch.setattr(signatures, "_CHUNK", 7)
     items, keys, _ = _signed(30)
     with signatures.SignatureStream(keys, workers=1) as stream:  # type: ignore[arg-type]
-        for item in items:
-            stream.add(item)
-        assert stream.finish() is None
+        assert _feed(stream, items) is None
         assert stream.checked_here == 30
 
 
@@ -78,9 +81,7 @@ def test_stream_started_early_gives_the_same_answer(many: bool) -> None:
     items[31] = (31, items[31][1], key.key_id, SigningKey.generate().sign(items[31][1]))
     with signatures.SignatureStream(keys, workers=1, many=many) as stream:  # type: ignore[arg-type]
         assert (stream._pool is not None) == many  # started before any item arrived
-        for item in items:
-            stream.add(item)
-        found = stream.finish()
+        found = _feed(stream, items)
         here = stream.checked_here
     assert found is not None
     assert found[0] == 31
@@ -98,9 +99,7 @@ def test_a_worker_that_dies_hands_its_chunks_back(monkeypatch: pytest.MonkeyPatc
         worker = stream._pool._workers[0].proc
         worker.kill()
         worker.wait()
-        for item in items:
-            stream.add(item)
-        found = stream.finish()
+        found = _feed(stream, items)
         here = stream.checked_here
     assert found is not None
     assert found[0] == 3
