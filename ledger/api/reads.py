@@ -106,8 +106,8 @@ def driver_rows(conn: Any, sql: str, params: Sequence[int | list[int]]) -> list[
     to answer: a page's 150 stored hashes took 18 ms of CPU through an expanding ``IN`` under
     profiling, a third of the page. ``sql`` uses ``?`` marks; on PostgreSQL they become
     psycopg's and results come in binary format (bytea as text travels as hex; see
-    ``LogStore._select``). A connection SQLAlchemy has not begun reads in autocommit on
-    SQLite and in a transaction PostgreSQL opens, which the pool rolls back on return.
+    ``LogStore._select``). Reads run in autocommit: on SQLite as SQLAlchemy leaves a connection
+    it has not begun, on PostgreSQL because the service's reader engine is in autocommit.
     """
     if conn.dialect.name == "postgresql":
         return postgres_rows(conn, sql.replace("?", "%s"), params)

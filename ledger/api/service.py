@@ -170,8 +170,14 @@ class Service:
             url = f"sqlite:///file:{quoted}?mode=ro&uri=true"
         else:
             url = schema.read_only_url(url)
+        # Autocommit on PostgreSQL: in a transaction psycopg sends BEGIN before a request's
+        # first read and the pool's reset sends ROLLBACK after its last, two round trips per
+        # request; and a rollback makes psycopg forget the statements it was counting towards
+        # preparing, so no read was ever prepared and PostgreSQL planned each one afresh. The
+        # reads are of rows below a signed tree size and of stored hashes, which never change
+        # once written: one snapshot per statement reads the same as one per request.
         engine = schema.make_engine(
-            url, sqlite_busy_timeout=settings.sqlite_busy_timeout, pre_ping=False
+            url, sqlite_busy_timeout=settings.sqlite_busy_timeout, pre_ping=False, autocommit=True
         )
         if engine.dialect.name == "postgresql":
             event.listen(engine, "checkout", drop_if_closed)

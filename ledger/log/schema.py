@@ -152,11 +152,15 @@ def make_engine(
     sqlite_busy_timeout: float = 30.0,
     read_only: bool = False,
     pre_ping: bool = True,
+    autocommit: bool = False,
 ) -> Engine:
     """Create an engine for ``url`` configured for the ledger's locking discipline.
 
     ``pre_ping=False`` drops PostgreSQL's round trip per checkout (``pool_pre_ping``); the
     caller then keeps broken connections away itself (see ``ledger.api.service``).
+    ``autocommit=True`` runs each PostgreSQL statement on its own, outside a transaction (for
+    readers of what never changes once written; SQLite reads run that way already). A use that
+    needs a transaction asks for an isolation level on its connection.
 
     ``sqlite_synchronous`` is SQLite's ``synchronous`` pragma: ``full`` (default) makes every
     commit survive power loss; ``normal`` survives a crash of the application but not of the
@@ -184,6 +188,8 @@ def make_engine(
                     f"unsupported database {redact_url(url)}: use sqlite:/// or postgresql+psycopg://"
                 )
             kwargs["pool_size"] = pool_size
+            if autocommit:
+                kwargs["isolation_level"] = "AUTOCOMMIT"
             engine = create_engine(url, **kwargs)
     except (ArgumentError, NoSuchModuleError, ImportError) as exc:
         raise ConfigError(f"cannot use database URL {redact_url(url)}: {exc}") from exc

@@ -218,7 +218,12 @@ def iter_chunks(engine: Engine, pack: StoredPack) -> Iterator[bytes]:
     expected = 0
     try:
         with engine.connect() as conn:
-            rows = conn.execution_options(stream_results=True, max_row_buffer=2).execute(query)
+            options: dict[str, Any] = {"stream_results": True, "max_row_buffer": 2}
+            if engine.dialect.name == "postgresql":
+                # A server-side cursor lives in a transaction (the service's reader runs in
+                # autocommit otherwise); one snapshot for all the parts, too.
+                options["isolation_level"] = "REPEATABLE READ"
+            rows = conn.execution_options(**options).execute(query)
             try:
                 for part, data in rows:
                     size = min(pack.chunk_size, pack.size - part * pack.chunk_size)

@@ -45,3 +45,24 @@ def test_a_connection_the_server_closed_never_reaches_a_request(
     for path in ("/v1/entries/3", "/v1/entries?limit=2", "/v1/log/checkpoint"):
         answer = served.client.get(path, headers=headers)
         assert answer.status_code == 200, answer.text
+
+
+def test_entry_and_page_reads_are_prepared_outside_a_transaction(serve: ServeFactory) -> None:
+    """On PostgreSQL the reader runs in autocommit: no BEGIN and ROLLBACK round trips, and
+    psycopg keeps the statements it prepared (a rollback per request used to make it forget
+    them, so no read was ever prepared and each was planned afresh)."""
+    served = serve()
+    engine = served.app.state.service.engine
+    headers = served.headers("auditor")
+    for _ in range(8):  # more than psycopg's prepare threshold (5 uses of one statement)
+        assert served.client.get("/v1/entries/3", headers=headers).status_code == 200
+        assert served.client.get("/v1/entries?limit=2", headers=headers).status_code == 200
+    if engine.dialect.name != "postgresql":
+        return  # SQLite reads run in autocommit anyway
+    with engine.connect() as conn:  # the pooled connection those requests used
+        assert conn.connection.driver_connection.autocommit is True
+        prepared = [
+            row[0] for row in conn.exec_driver_sql("SELECT statement FROM pg_prepared_statements")
+        ]
+    assert any("FROM entries WHERE leaf_index" in s for s in prepared), prepared
+    assert any("ORDER BY entries.leaf_index" in s for s in prepared), prepared  # the page
