@@ -17,12 +17,11 @@ from collections.abc import Hashable, Iterable, Mapping
 from typing import Any
 
 from ledger.crypto.canonical import sha256_hex
-from ledger.entry_body import call_stamp, served_model
 from ledger.errors import InputError
 from ledger.policy import CallFacts, DeclaredFacts, PolicySet, Verdict, evaluate
 from ledger.policy.verdict import VERDICTS
 
-__all__ = ["Judgements", "example_verdict", "verdict_document"]
+__all__ = ["Judgements", "example_verdict", "fast_key", "verdict_document"]
 
 _RANK = {name: rank for rank, name in enumerate(VERDICTS)}
 _UNJUDGED_RANK = _RANK["conditional"]
@@ -60,6 +59,11 @@ class Judgements:
         fast = _fast_key(body)
         return self._cache.get(fast) if fast is not None else None
 
+    def cached_key(self, key: Hashable | None) -> tuple[str, dict[str, Any], Verdict] | None:
+        """:meth:`cached` for a body whose :func:`fast_key` the caller computed (a body with
+        ``facts`` has none: pass None)."""
+        return self._cache.get(key) if key is not None else None
+
     def document(self, body: Mapping[str, Any]) -> tuple[str, dict[str, Any], Verdict] | None:
         """``(sha256, document, verdict)`` of one entry body, or None when it cannot be judged."""
         own = body.get("facts")
@@ -90,21 +94,48 @@ class Judgements:
 
 
 def _fast_key(body: Mapping[str, Any]) -> Hashable | None:
-    # Read straight off a body in the recorder's format (a UTC "...Z" stamp, whose first ten
-    # characters are the day): a million bodies skip the call-facts model. Anything else
-    # takes the full path. The same rules pick the call time and the answering model.
-    stamp = call_stamp(body)
+    return fast_key(
+        body.get("provider"),
+        body.get("request_model"),
+        body.get("response_model"),
+        body.get("endpoint"),
+        body.get("output_modality"),
+        body.get("started_at"),
+        body.get("recorded_at"),
+    )
+
+
+def fast_key(
+    provider: object,
+    request_model: object,
+    response_model: object,
+    endpoint: object,
+    output_modality: object,
+    started_at: object,
+    recorded_at: object,
+) -> Hashable | None:
+    """The cache key of a body without ``facts`` from the fields it is read from, or None.
+
+    Read straight off a body in the recorder's format (a UTC "...Z" stamp, whose first ten
+    characters are the day): a million bodies skip the call-facts model. Anything else takes
+    the full path. The call time and the answering model are picked by the rules of
+    :func:`~ledger.entry_body.call_stamp` and :func:`~ledger.entry_body.served_model`.
+    """
+    stamp = recorded_at if started_at is None or started_at == "" else started_at
     if not isinstance(stamp, str) or not stamp.endswith("Z") or len(stamp) < 11:
         return None
-    endpoint = body.get("endpoint")
     host = endpoint.get("host") if isinstance(endpoint, Mapping) else None
-    key = ("raw", body.get("provider"), served_model(body), host, body.get("output_modality"),
-           stamp[:10])  # fmt: skip
+    model = _text(response_model) or _text(request_model)
+    key = ("raw", provider, model, host, output_modality, stamp[:10])
     try:
         hash(key)
     except TypeError:
         return None
     return key
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
 
 
 def example_verdict(verdicts: Iterable[str | None]) -> str | None:

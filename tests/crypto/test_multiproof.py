@@ -242,3 +242,22 @@ def test_large_trees_match_naive(size: int, data: st.DataObject) -> None:
     proof = multiproof.build(size, wanted, CountingReader(stored))
     assert [(n.start, n.end, n.hash) for n in proof.nodes] == naive_nodes(leaves, set(wanted))
     multiproof.verify(proof, hashes_for(proof, leaves), reference_root(leaves))
+
+
+@pytest.mark.parametrize("size", [*range(1, 70), 1023, 1024, 1025, 3000])
+def test_a_fully_listed_tree_hashes_level_by_level_to_the_reference_root(size: int) -> None:
+    # Every leaf listed: the verifier reduces the run a level at a time instead of recursing,
+    # and that must be the RFC's tree (split at the largest power of two) for every size.
+    leaves, stored = tree_of(size)
+    everything = list(range(size))
+    proof = multiproof.build(size, everything, CountingReader(stored))
+    assert proof.nodes == ()
+    multiproof.verify(proof, hashes_for(proof, leaves), reference_root(leaves))
+    inner = (size // 3, size // 3 + 1)
+    if size > 1:
+        with pytest.raises(InclusionProofError, match=r"node \[\d+, \d+\) covers listed leaf"):
+            multiproof.verify(
+                MultiProof(size, proof.leaf_indexes, (ProofNode(*inner, leaves[inner[0]]),)),
+                hashes_for(proof, leaves),
+                reference_root(leaves),
+            )

@@ -9,12 +9,14 @@ import json
 from pathlib import Path
 from typing import Any
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from ledger import manifest
 from ledger.crypto.canonical import canonical_json
+from ledger.entry_body import call_stamp, served_model
 from ledger.manifest import pack as layout
+from ledger.manifest.verdicts import _fast_key, fast_key
 from tests.audit.helpers import FACTS, chat_row, v2_body, write_jsonl
 from tests.manifest.test_pack import _resign
 from tests.recorder.helpers import open_ledger
@@ -39,8 +41,14 @@ def _agrees(data: bytes, indexed: bool) -> bool:
     entry, slow_bytes, slow_key, slow_sig = slow
     assert (body_bytes, key_id, sig) == (slow_bytes, slow_key, slow_sig)
     for name in _FIELDS if indexed else verify_module._Judged.__struct_fields__:
-        assert view.get(name) == entry["body"].get(name), name
+        assert getattr(view, name) == entry["body"].get(name), name
+    # The judging key read off the struct is the one the whole body gives.
+    assert fast_key(*(getattr(view, name) for name in _KEY_FIELDS)) == _fast_key(entry["body"])
     return True
+
+
+_KEY_FIELDS = ("provider", "request_model", "response_model", "endpoint", "output_modality",
+               "started_at", "recorded_at")  # fmt: skip
 
 
 _scalar = (
@@ -70,6 +78,47 @@ def test_partial_read_agrees_with_the_whole_parse(
 ) -> None:
     data = _line({**other, **read})
     assert _agrees(data, indexed) == data.isascii()  # ASCII lines are read in part
+
+
+_stamp = st.sampled_from(["2026-03-02T10:00:00Z", "2026-03-03T00:00:00.5Z",
+                          "2026-03-02T10:00:00+00:00", "2026-03-02", "", "Z"]) | _json  # fmt: skip
+_model = st.sampled_from(["", "model-a", "model-b"]) | _json
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    body=st.fixed_dictionaries(
+        {"request_model": _model, "response_model": _model, "started_at": _stamp},
+        optional={
+            "provider": _json,
+            "endpoint": _json | st.fixed_dictionaries({"host": _json}),
+            "output_modality": _json,
+            "recorded_at": _stamp,
+        },
+    )
+)
+@example(body={"request_model": "model-a", "response_model": "model-b",
+               "started_at": "2026-03-02T10:00:00Z"})  # fmt: skip
+@example(body={"request_model": "", "response_model": None, "started_at": "",
+               "recorded_at": "2026-03-02T10:00:00Z"})  # fmt: skip
+def test_the_judging_key_follows_the_call_time_and_model_rules(body: dict[str, Any]) -> None:
+    # Keyed only when the call time is a UTC "...Z" stamp; the answering model and the time
+    # are picked as everywhere else (entry_body's rules), so equal keys mean equal call facts.
+    key = _fast_key(body)
+    stamp = call_stamp(body)
+    if not (isinstance(stamp, str) and stamp.endswith("Z") and len(stamp) >= 11):
+        assert key is None
+        return
+    endpoint = body.get("endpoint")
+    host = endpoint.get("host") if isinstance(endpoint, dict) else None
+    expected = ("raw", body.get("provider"), served_model(body), host,
+                body.get("output_modality"), stamp[:10])  # fmt: skip
+    try:
+        hash(expected)
+    except TypeError:
+        assert key is None
+    else:
+        assert key == expected
 
 
 def test_layouts_the_partial_read_leaves_to_the_whole_parse() -> None:
