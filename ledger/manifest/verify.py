@@ -477,7 +477,8 @@ def _check_proof(state: _State, hashes: dict[int, bytes]) -> None:
         raise _fail("multiproof", where, f"tree_size {proof.tree_size} is not the checkpoint's "
                     f"{state.checkpoint.size}")  # fmt: skip
     # The entries' leaves are ascending: the same list as the proof's means the same set.
-    if list(hashes) != list(proof.leaf_indexes):
+    listed = proof.leaf_indexes
+    if len(hashes) != len(listed) or not all(map(operator.eq, hashes, listed)):
         missing = sorted(set(hashes) - set(proof.leaf_indexes))
         if missing:
             raise _fail("multiproof", f"leaf {missing[0]}", "the proof does not cover this entry")
