@@ -20,6 +20,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
+import json
 import queue
 import struct
 import threading
@@ -28,7 +29,6 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path, PurePosixPath
 from typing import IO, Any, cast
 
-import orjson
 from zlib_ng import zlib_ng
 
 from ledger.audit import Example
@@ -105,7 +105,10 @@ class GzipSink:
     the thread (a full disk) is raised by the next :meth:`write` or by :meth:`close`.
     """
 
-    def __init__(self, raw: IO[bytes], level: int = 6) -> None:
+    # Level 2: zlib-ng's entries member of 100,000 entries in 0.83 s against 1.15 s at 6, for
+    # 447 bytes a line against 443 (records: 50 against 49). At a million entries the build
+    # waits for this thread, so the level is build time.
+    def __init__(self, raw: IO[bytes], level: int = 2) -> None:
         self._raw = raw
         self._pending = bytearray()
         self._blocks: queue.Queue[bytes | None] = queue.Queue(maxsize=4)
@@ -239,7 +242,7 @@ class Pack:
     def json(self, name: str) -> Any:
         """One member parsed as JSON (``InputError`` if it is not)."""
         try:
-            return orjson.loads(self.read(name))  # proof and verdicts list a million leaves
+            return json.loads(self.read(name))
         except (ValueError, UnicodeDecodeError) as exc:
             raise InputError(f"{name} is not JSON: {exc}") from exc
 
