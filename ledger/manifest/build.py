@@ -33,6 +33,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import msgspec
 import orjson
 
 from ledger.audit import DEFAULT_NEAR_THRESHOLD, DEFAULT_WRAPPERS, MATCH_CLASSES, Example
@@ -46,7 +47,7 @@ from ledger.errors import InputError
 from ledger.manifest import pack as layout
 from ledger.manifest.registry import BuildRecord, list_builds, record_build
 from ledger.manifest.stored import StoredPack, store_pack, write_zip
-from ledger.manifest.verdicts import Judgements
+from ledger.manifest.verdicts import CallFields, Judgements
 from ledger.policy import DeclaredFacts, PolicySet
 from ledger.policy.loader import default_policies
 from ledger.policy.verdict import policy_digest
@@ -83,6 +84,17 @@ class BuildResult:
             "summary": self.statement["predicate"]["summary"],
             "files": self.statement["predicate"]["files"],
         }
+
+
+class _Fields(CallFields):
+    dataset: Any = None
+
+
+class _Entry(msgspec.Struct):
+    body: _Fields
+
+
+_ENTRY = msgspec.json.Decoder(_Entry)
 
 
 def _subjects(paths: Sequence[Path]) -> list[dict[str, Any]]:
@@ -202,10 +214,24 @@ def build(
                 if leaf not in wanted:
                     continue
                 sink.write(b'{"leaf_index":%d,"entry":%b}\n' % (leaf, data))
-                body = orjson.loads(data)["body"]
-                dataset = body.get("dataset")
+                # Only the fields judging and the key files need, unless this combination
+                # of call facts is new (or the body has its own facts): then the whole body.
+                try:
+                    fields: _Fields | None = _ENTRY.decode(data).body
+                except (msgspec.DecodeError, msgspec.ValidationError):
+                    fields = None
+                body: Any = None
+                if fields is not None:
+                    dataset = fields.dataset
+                    judged = judgements.cached_key(fields.judging_key())
+                else:
+                    body = orjson.loads(data)["body"]
+                    dataset, judged = body.get("dataset"), None
                 names.add(dataset if isinstance(dataset, str) else None)
-                judged = judgements.document(body)
+                if judged is None:
+                    judged = judgements.document(
+                        body if body is not None else orjson.loads(data)["body"]
+                    )
                 if judged is None:
                     continue
                 sha, document, verdict = judged

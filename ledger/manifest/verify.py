@@ -55,7 +55,7 @@ from ledger.crypto.tree import TreeFrontier
 from ledger.errors import InputError, LedgerError, VerificationError
 from ledger.manifest import pack as layout
 from ledger.manifest.signatures import SignatureStream
-from ledger.manifest.verdicts import Judgements, example_verdict, fast_key
+from ledger.manifest.verdicts import CallFields, Judgements, example_verdict
 from ledger.policy import DeclaredFacts, PolicySet, load_policies
 from ledger.policy.verdict import VERDICTS
 
@@ -308,17 +308,9 @@ def _body_bytes(data: bytes, key_id: str, sig: str) -> bytes | None:
     return data[len(_BODY_HEAD) : -len(tail)]
 
 
-class _Judged(msgspec.Struct):
-    """The body fields that judging reads on its cached path (as ``Judgements.cached``)."""
+class _Judged(CallFields):
+    """The body fields that judging reads on its cached path, and the entry's id."""
 
-    provider: Any = None
-    request_model: Any = None
-    response_model: Any = None
-    endpoint: Any = None
-    output_modality: Any = None
-    started_at: Any = None
-    recorded_at: Any = None
-    facts: Any = None
     id: Any = None
 
 
@@ -377,10 +369,7 @@ def _remember(state: _State, leaf: int, view: _Judged | dict[str, Any], body_byt
     full: dict[str, Any] | None = None
     if isinstance(view, _Judged):
         # The judging key straight off the struct: a million entries skip making a dict.
-        key = None if view.facts is not None else fast_key(
-            view.provider, view.request_model, view.response_model, view.endpoint,
-            view.output_modality, view.started_at, view.recorded_at,
-        )  # fmt: skip
+        key = view.judging_key()
         if state.index is not None:
             fields = msgspec.structs.asdict(view)
             entry_id = fields.get("id")
