@@ -50,20 +50,9 @@ class Judgements:
         self.policies = policies
         self._cache: dict[Hashable, tuple[str, dict[str, Any], Verdict]] = {}
 
-    def cached(self, body: Mapping[str, Any]) -> tuple[str, dict[str, Any], Verdict] | None:
-        """The document :meth:`document` gave a body like this one before, else None.
-
-        It reads only ``facts`` and the fields of the fast key (call time, provider, models,
-        host, output modality), so a caller may pass just those.
-        """
-        if body.get("facts") is not None:
-            return None
-        fast = _fast_key(body)
-        return self._cache.get(fast) if fast is not None else None
-
     def cached_key(self, key: Hashable | None) -> tuple[str, dict[str, Any], Verdict] | None:
-        """:meth:`cached` for a body whose :func:`fast_key` the caller computed (a body with
-        ``facts`` has none: pass None)."""
+        """The document :meth:`document` gave a body of this :meth:`CallFields.judging_key`
+        before, else None (None for a body with its own ``facts``, which has no such key)."""
         return self._cache.get(key) if key is not None else None
 
     def document(self, body: Mapping[str, Any]) -> tuple[str, dict[str, Any], Verdict] | None:
