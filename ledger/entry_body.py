@@ -45,10 +45,12 @@ __all__ = [
     "OutputRecord",
     "UsageBody",
     "call_stamp",
+    "call_stamp_of",
     "call_time",
     "read_call",
     "requested_model",
     "served_model",
+    "served_model_of",
 ]
 
 ENTRY_VERSION = 2
@@ -189,7 +191,12 @@ def _first(headers: Mapping[str, Any], names: tuple[str, ...]) -> str | None:
 
 def served_model(body: Mapping[str, Any]) -> str | None:
     """The model that answered: ``response_model``, else ``request_model`` (non-empty strings)."""
-    return _text(body.get("response_model")) or _text(body.get("request_model"))
+    return served_model_of(body.get("response_model"), body.get("request_model"))
+
+
+def served_model_of(response_model: object, request_model: object) -> str | None:
+    """:func:`served_model` from the two fields' values (for a caller holding them, not a body)."""
+    return _text(response_model) or _text(request_model)
 
 
 def requested_model(body: Mapping[str, Any]) -> str | None:
@@ -200,8 +207,12 @@ def requested_model(body: Mapping[str, Any]) -> str | None:
 def call_stamp(body: Mapping[str, Any]) -> object:
     """The raw call-time field: ``started_at`` when present (not null or empty), else
     ``recorded_at``."""
-    stamp = body.get("started_at")
-    return body.get("recorded_at") if stamp is None or stamp == "" else stamp
+    return call_stamp_of(body.get("started_at"), body.get("recorded_at"))
+
+
+def call_stamp_of(started_at: object, recorded_at: object) -> object:
+    """:func:`call_stamp` from the two fields' values (for a caller holding them, not a body)."""
+    return recorded_at if started_at is None or started_at == "" else started_at
 
 
 def call_time(body: Mapping[str, Any]) -> tuple[datetime | None, str | None]:

@@ -19,6 +19,7 @@ from typing import Any
 import msgspec
 
 from ledger.crypto.canonical import sha256_hex
+from ledger.entry_body import call_stamp_of, served_model_of
 from ledger.errors import InputError
 from ledger.policy import CallFacts, DeclaredFacts, PolicySet, Verdict, evaluate
 from ledger.policy.verdict import VERDICTS
@@ -109,24 +110,20 @@ def fast_key(
 
     Read straight off a body in the recorder's format (a UTC "...Z" stamp, whose first ten
     characters are the day): a million bodies skip the call-facts model. Anything else takes
-    the full path. The call time and the answering model are picked by the rules of
-    :func:`~ledger.entry_body.call_stamp` and :func:`~ledger.entry_body.served_model`.
+    the full path. The call time and the answering model are picked by the entry body's own
+    rules (:func:`~ledger.entry_body.call_stamp`, :func:`~ledger.entry_body.served_model`).
     """
-    stamp = recorded_at if started_at is None or started_at == "" else started_at
+    stamp = call_stamp_of(started_at, recorded_at)
     if not isinstance(stamp, str) or not stamp.endswith("Z") or len(stamp) < 11:
         return None
     host = endpoint.get("host") if isinstance(endpoint, Mapping) else None
-    model = _text(response_model) or _text(request_model)
+    model = served_model_of(response_model, request_model)
     key = ("raw", provider, model, host, output_modality, stamp[:10])
     try:
         hash(key)
     except TypeError:
         return None
     return key
-
-
-def _text(value: object) -> str | None:
-    return value if isinstance(value, str) and value else None
 
 
 class CallFields(msgspec.Struct):

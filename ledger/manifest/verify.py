@@ -468,10 +468,10 @@ def _check_proof(state: _State, hashes: dict[int, bytes]) -> None:
     # The entries' leaves are ascending: the same list as the proof's means the same set.
     listed = proof.leaf_indexes
     if len(hashes) != len(listed) or not all(map(operator.eq, hashes, listed)):
-        missing = sorted(set(hashes) - set(proof.leaf_indexes))
+        missing = sorted(set(hashes) - set(listed))
         if missing:
             raise _fail("multiproof", f"leaf {missing[0]}", "the proof does not cover this entry")
-        stray = sorted(set(proof.leaf_indexes) - set(hashes))
+        stray = sorted(set(listed) - set(hashes))
         if stray:
             raise _fail("multiproof", f"leaf {stray[0]}", f"no entry in {layout.ENTRIES}")
     with _checking("multiproof", where):
