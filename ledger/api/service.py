@@ -151,7 +151,7 @@ class Service:
         self._checkpoint_lock = threading.Lock()
         self._head: tuple[CheckpointRecord, float] | None = None  # (record, monotonic when read)
         self._refreshing: asyncio.Future[CheckpointRecord] | None = None
-        self._hashes = HashCache()
+        self._hashes = HashCache(settings.api_hash_cache_bytes)
         self._page_queries: dict[frozenset[str], Any] = {}
         self.tokens = TokenCache(self.engine, settings.api_token_cache_seconds)
         self._policies: Any = None

@@ -54,6 +54,15 @@ class ApiSettings(Settings):
             "many seconds old and the log has grown since (0: on every read that needs one)."
         ),
     )
+    api_hash_cache_bytes: int = Field(
+        default=64 * 1024 * 1024,
+        ge=0,
+        description=(
+            "Memory each worker keeps for stored tree hashes, which proofs are made of (they "
+            "never change, so nothing kept is stale). The default holds every hash of a "
+            "million-entry log; a larger log keeps its most used blocks of 128."
+        ),
+    )
     api_token_cache_seconds: float = Field(
         default=5.0,
         ge=0,

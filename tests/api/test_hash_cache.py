@@ -1,0 +1,65 @@
+"""The service's cache of stored tree hashes: block reads give what the store holds, within
+the memory budget, on a growing log, and a missing hash is named."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from ledger.api.reads import HashCache
+from ledger.crypto import tree
+from ledger.errors import StoreError
+
+from ..conftest import LedgerFactory
+
+
+def _append(lg: object, n: int, start: int = 0) -> None:
+    lg.append_many([{"purpose": "evaluate", "n": i} for i in range(start, start + n)])  # type: ignore[attr-defined]
+
+
+def _stored(lg: object) -> dict[int, bytes]:
+    return dict(lg.store.raw_hashes())  # type: ignore[attr-defined]
+
+
+def test_reads_match_the_store_across_blocks_and_within_a_small_budget(
+    make_ledger: LedgerFactory,
+) -> None:
+    lg = make_ledger(judge=False)
+    _append(lg, 300)
+    stored = _stored(lg)
+    assert len(stored) == tree.stored_count(300)
+    # Blocks of 16 hashes and room for 3 of them: most reads need more blocks than are kept.
+    cache = HashCache(max_bytes=3 * 16 * 32, block=16)
+    rng = random.Random(4)  # noqa: S311 - test data, not a secret
+    with lg.store.engine.connect() as conn:
+        for _ in range(40):
+            indexes = [rng.randrange(len(stored)) for _ in range(rng.randrange(1, 60))]
+            assert cache.read(conn, indexes) == [stored[i] for i in indexes]
+            assert len(cache._blocks) <= 3
+        # An inclusion proof's reads (what the entry route asks for), twice: cold, then kept.
+        wide = HashCache(block=16)
+        needed = tree.plan(lambda read: tree.inclusion_proof(123, 300, read))
+        for _ in range(2):
+            assert wide.read(conn, needed) == [stored[i] for i in needed]
+
+
+def test_the_last_block_is_read_again_once_the_log_has_grown(make_ledger: LedgerFactory) -> None:
+    lg = make_ledger(judge=False)
+    _append(lg, 10)  # 19 stored hashes: the second block of 16 holds 3
+    cache = HashCache(block=16)
+    with lg.store.engine.connect() as conn:
+        last = tree.stored_count(10) - 1
+        assert cache.read(conn, [last]) == [_stored(lg)[last]]
+        with pytest.raises(StoreError, match=f"stored hash {last + 1} .* is missing"):
+            cache.read(conn, [last + 1])
+    _append(lg, 10, start=10)
+    stored = _stored(lg)
+    with lg.store.engine.connect() as conn:
+        later = list(range(last - 2, tree.stored_count(20)))
+        assert cache.read(conn, later) == [stored[i] for i in later]
+
+
+def test_block_size_must_be_a_power_of_two() -> None:
+    with pytest.raises(ValueError, match="power of two"):
+        HashCache(block=12)
