@@ -24,7 +24,7 @@ from fastapi import FastAPI
 
 from ledger.settings import Settings
 
-__all__ = ["app_from_env", "create_app"]
+__all__ = ["app_from_env", "create_app", "settle_heap"]
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -84,4 +84,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 def app_from_env() -> FastAPI:
     """The app from ``LEDGER_*`` settings: the factory each ``ledger serve`` worker calls."""
-    return create_app()
+    app = create_app()
+    settle_heap()
+    return app
+
+
+def settle_heap() -> None:
+    """Take what start-up built out of the garbage collector's walks, in a serving process.
+
+    A worker starts with ~135,000 objects the collector tracks (modules, FastAPI's routes and
+    models, SQLAlchemy's tables), all living as long as the process; a full collection walked
+    them in 80-106 ms, measured in workers under load, and every request on that worker
+    waited. Frozen (:func:`gc.freeze`) they are never walked again; later objects are
+    collected as before. Called by ``ledger serve`` only, not by :func:`create_app`: a
+    process that builds apps and drops them (tests) would keep their cyclic garbage.
+    """
+    import gc
+
+    gc.collect()
+    gc.freeze()

@@ -64,6 +64,9 @@ def serve(
     sys.stdout.write(f"ledger: serving on http://{shown}:{bound} ({workers} worker(s))\n")
     sys.stdout.flush()
     if workers == 1:
+        from ledger.api import settle_heap
+
+        settle_heap()
         config = uvicorn.Config(application, log_level=log_level, lifespan="on")
         uvicorn.Server(config).run(sockets=[sock])
         return
