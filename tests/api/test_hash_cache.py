@@ -47,7 +47,7 @@ def test_reads_match_the_store_across_blocks_and_within_a_small_budget(
 def test_the_last_block_is_read_again_once_the_log_has_grown(make_ledger: LedgerFactory) -> None:
     lg = make_ledger(judge=False)
     _append(lg, 10)  # 19 stored hashes: the second block of 16 holds 3
-    cache = HashCache(block=16)
+    cache = HashCache(block=16, dense=1)  # every miss reads its block
     with lg.store.engine.connect() as conn:
         last = tree.stored_count(10) - 1
         assert cache.read(conn, [last]) == [_stored(lg)[last]]
@@ -58,6 +58,30 @@ def test_the_last_block_is_read_again_once_the_log_has_grown(make_ledger: Ledger
     with lg.store.engine.connect() as conn:
         later = list(range(last - 2, tree.stored_count(20)))
         assert cache.read(conn, later) == [stored[i] for i in later]
+
+
+def test_sparse_misses_are_read_singly_and_dense_ones_by_block(
+    make_ledger: LedgerFactory,
+) -> None:
+    lg = make_ledger(judge=False)
+    _append(lg, 300)
+    stored = _stored(lg)
+    cache = HashCache(block=16, dense=4, singles=8)
+    with lg.store.engine.connect() as conn:
+        # An inclusion proof: one hash in each of its blocks, so no block is read.
+        needed = tree.plan(lambda read: tree.inclusion_proof(200, 300, read))
+        assert cache.read(conn, needed) == [stored[i] for i in needed]
+        assert not cache._blocks
+        # Four neighbours in block 5: that block is read and kept whole.
+        run = [80, 81, 83, 90]
+        assert cache.read(conn, run) == [stored[i] for i in run]
+        assert list(cache._blocks) == [5]
+        assert len(cache._blocks[5]) == 16 * 32
+        # Singles stay within two generations of 8.
+        scattered = list(range(100, 580, 16))
+        assert cache.read(conn, scattered) == [stored[i] for i in scattered]
+        assert len(cache._young) <= 8
+        assert len(cache._old) <= 8
 
 
 def test_block_size_must_be_a_power_of_two() -> None:
