@@ -71,7 +71,7 @@ class HashCache:
         found: dict[int, bytes] = {}
         misses: dict[int, list[int]] = {}  # block -> indexes missed in it
         with self._lock:
-            blocks, young, old = self._blocks, self._young, self._old
+            blocks = self._blocks
             last = -1
             for i in indexes:
                 if i in found:
@@ -85,11 +85,11 @@ class HashCache:
                         blocks.move_to_end(key)
                         last = key
                     continue
-                value = young.get(i)
+                value = self._young.get(i)
                 if value is None:
-                    value = old.get(i)
+                    value = self._old.get(i)
                     if value is not None:
-                        young[i] = value  # used again: back to the young generation
+                        self._keep_single(i, value)  # used again: back to the young one
                 if value is not None:
                     found[i] = value
                 else:
@@ -128,9 +128,13 @@ class HashCache:
             while len(self._blocks) > self._max_blocks:
                 self._blocks.popitem(last=False)
             for i, value in singles.items():
-                if len(self._young) >= self._singles:
-                    self._old, self._young = self._young, {}
-                self._young[i] = value
+                self._keep_single(i, value)
+
+    def _keep_single(self, i: int, value: bytes) -> None:
+        # Under the lock. A full young generation becomes the old one (the old one is dropped).
+        if len(self._young) >= self._singles:
+            self._old, self._young = self._young, {}
+        self._young[i] = value
 
 
 _IN_CHUNK = 500
