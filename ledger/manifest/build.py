@@ -220,18 +220,12 @@ def build(
                     fields: _Fields | None = _ENTRY.decode(data).body
                 except (msgspec.DecodeError, msgspec.ValidationError):
                     fields = None
-                body: Any = None
-                if fields is not None:
-                    dataset = fields.dataset
-                    judged = judgements.cached_key(fields.judging_key())
-                else:
-                    body = orjson.loads(data)["body"]
-                    dataset, judged = body.get("dataset"), None
+                judged = judgements.cached_key(fields.judging_key()) if fields is not None else None
+                body: Any = orjson.loads(data)["body"] if judged is None else None
+                dataset = fields.dataset if fields is not None else body.get("dataset")
                 names.add(dataset if isinstance(dataset, str) else None)
                 if judged is None:
-                    judged = judgements.document(
-                        body if body is not None else orjson.loads(data)["body"]
-                    )
+                    judged = judgements.document(body)
                 if judged is None:
                     continue
                 sha, document, verdict = judged

@@ -370,15 +370,12 @@ def _remember(state: _State, leaf: int, view: _Judged | dict[str, Any], body_byt
     if isinstance(view, _Judged):
         # The judging key straight off the struct: a million entries skip making a dict.
         key = view.judging_key()
-        if state.index is not None:
-            fields = msgspec.structs.asdict(view)
-            entry_id = fields.get("id")
-            state.index.add_entry(leaf, entry_id if isinstance(entry_id, str) else None, fields)
     else:
         full, key = view, None
-        if state.index is not None:
-            entry_id = view.get("id")
-            state.index.add_entry(leaf, entry_id if isinstance(entry_id, str) else None, view)
+    if state.index is not None:
+        fields = msgspec.structs.asdict(view) if isinstance(view, _Judged) else view
+        entry_id = fields.get("id")
+        state.index.add_entry(leaf, entry_id if isinstance(entry_id, str) else None, fields)
     judged = judging.pack.cached_key(key)
     if judged is None:
         full = full if full is not None else orjson.loads(body_bytes)

@@ -4,6 +4,7 @@ the memory budget, on a growing log, and a missing hash is named."""
 from __future__ import annotations
 
 import random
+from typing import Any
 
 import pytest
 
@@ -22,12 +23,18 @@ def _stored(lg: object) -> dict[int, bytes]:
     return dict(lg.store.raw_hashes())  # type: ignore[attr-defined]
 
 
-def test_reads_match_the_store_across_blocks_and_within_a_small_budget(
-    make_ledger: LedgerFactory,
-) -> None:
+@pytest.fixture
+def log300(make_ledger: LedgerFactory) -> tuple[Any, dict[int, bytes]]:
+    """A ledger of 300 entries and its stored hashes by index."""
     lg = make_ledger(judge=False)
     _append(lg, 300)
-    stored = _stored(lg)
+    return lg, _stored(lg)
+
+
+def test_reads_match_the_store_across_blocks_and_within_a_small_budget(
+    log300: tuple[Any, dict[int, bytes]],
+) -> None:
+    lg, stored = log300
     assert len(stored) == tree.stored_count(300)
     # Blocks of 16 hashes and room for 3 of them: most reads need more blocks than are kept.
     cache = HashCache(max_bytes=3 * 16 * 32, block=16)
@@ -61,11 +68,9 @@ def test_the_last_block_is_read_again_once_the_log_has_grown(make_ledger: Ledger
 
 
 def test_sparse_misses_are_read_singly_and_dense_ones_by_block(
-    make_ledger: LedgerFactory,
+    log300: tuple[Any, dict[int, bytes]],
 ) -> None:
-    lg = make_ledger(judge=False)
-    _append(lg, 300)
-    stored = _stored(lg)
+    lg, stored = log300
     cache = HashCache(block=16, dense=4, singles=8)
     with lg.store.engine.connect() as conn:
         # An inclusion proof: one hash in each of its blocks, so no block is read.
