@@ -218,6 +218,7 @@ def main() -> None:
               f"+ worker {checked['child_rss_mb']:.0f} MB, CPU {checked['cpu']:.1f} s "
               f"+ worker {checked['child_cpu']:.1f} s, "
               f"ok={checked['ok']} {checked['failure'] or ''}")  # fmt: skip
+        _show_split(checked, examples, raw_two)
     if not args.no_report:
         full = _child("build", str(home), str(exact), str(packs / "full"), "1")
         _show("build with report.html", full, examples)
@@ -230,6 +231,24 @@ def _show(label: str, built: dict[str, object], examples: int) -> None:
     print(f"{label}: {examples:,} examples, {built['seconds']:.1f} s, RSS {built['rss_mb']:.0f} MB"
           f" + child {built['child_rss_mb']:.0f} MB, pack "
           f"{int(built['bytes']) / examples:.0f} B per example")  # type: ignore[call-overload]  # fmt: skip
+
+
+def _show_split(checked: dict[str, object], examples: int, raw_two: float) -> None:
+    """What the CPU of a verify says apart from the machine's speed.
+
+    At the two-core raw rate each core checks ``raw_two / 2`` signatures a second, so the
+    signatures alone need ``2 * examples / raw_two`` CPU seconds; the rest of both processes'
+    CPU is their own work. Split perfectly over two cores, the verify then reaches at most
+    signature CPU / all CPU of the raw rate: 0.8 x needs the own work under a quarter of the
+    signatures' CPU.
+    """
+    spent = float(checked["cpu"]) + float(checked["child_cpu"])  # type: ignore[arg-type]
+    signatures = 2 * examples / raw_two
+    own = max(spent - signatures, 0.0)
+    print(f"  CPU split: signatures {signatures:.1f} s ({signatures / examples * 1e6:.0f} us "
+          f"each), own work {own:.1f} s ({own / examples * 1e6:.0f} us per example, "
+          f"{own / signatures:.2f} of the signatures'); with a perfect split at most "
+          f"{signatures / spent:.2f} x")  # fmt: skip
 
 
 def _load() -> str:
