@@ -13,7 +13,9 @@ own checks: signatures, proof, records, verdicts) and with it (links re-derived 
 fresh child process: wall time, peak RSS of the process and of its largest child interpreter, pack
 bytes per example, and the raw Ed25519 verify rates on one core and on two (two processes at
 once) measured in the same run, before and after, so that the verify rate can be read as a
-ratio on a loaded machine (issue 11's target: >= 0.8 x the two-core rate).
+ratio on a loaded machine (issue 11's target: >= 0.8 x the two-core rate). Each verify also
+gets a CPU split: the signatures' CPU at that rate against both processes' own work, and the
+ratio a perfect split of the two over two cores would reach.
 
 Usage:
     python bench/manifest_bench.py [--tree 1000000] [--entries 20000] [--home DIR]
