@@ -15,9 +15,10 @@ import importlib
 import sys
 from collections.abc import Collection, Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from typer.core import TyperGroup
 
 from ledger.cli import log
 from ledger.cli._common import print_json, set_overrides
@@ -84,11 +85,61 @@ def _root(
     set_overrides(home=home, database_url=db)
 
 
+# Click's UsageError, whichever click typer runs on (recent typer carries its own copy, so the
+# class is found from typer's public BadParameter rather than imported from ``click``).
+_USAGE_ERROR: type[Exception] = next(
+    k for k in typer.BadParameter.__mro__ if k.__name__ == "UsageError"
+)
+
+
+def _one_line(exc: Any) -> typer.Exit:
+    """Report a usage error as every other input error is reported: one line, exit 2."""
+    message = exc.format_message()
+    if exc.ctx is not None:
+        message = f"{message.removesuffix('.')} (see '{exc.ctx.command_path} --help')"
+    typer.echo(f"ledger: {message}", err=True)
+    return typer.Exit(2)
+
+
+def _shown_as_help(exc: Exception) -> bool:
+    # A group called with no arguments raises a usage error subclass that prints the help:
+    # that one keeps click's behaviour.
+    return type(exc).__name__ == "NoArgsIsHelpError"
+
+
+class _RootGroup(TyperGroup):
+    """The root command: a usage error anywhere below it (an unknown option or command, a
+    missing or malformed argument) is one line on stderr instead of click's usage block.
+
+    Subcommands parse their arguments inside the root's ``invoke``, so the two overrides see
+    every level. A command group called with no arguments still prints its help.
+    """
+
+    def make_context(
+        self, info_name: str | None, args: list[str], parent: Any = None, **extra: Any
+    ) -> Any:
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except _USAGE_ERROR as exc:
+            if _shown_as_help(exc):
+                raise
+            raise _one_line(exc) from None
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except _USAGE_ERROR as exc:
+            if _shown_as_help(exc):
+                raise
+            raise _one_line(exc) from None
+
+
 def build_app(
     groups: Iterable[str] | None = None, core: Collection[str] | None = None
 ) -> typer.Typer:
     """The root ``ledger`` app with the named groups and core commands (default: all)."""
     root = typer.Typer(
+        cls=_RootGroup,
         name="ledger",
         help="Terms-of-service compliance and provenance ledger for model distillation.",
         no_args_is_help=True,
