@@ -896,6 +896,14 @@ def verify(
     """
     pack = layout.Pack(Path(path))
     verifier = key if isinstance(key, NoteVerifier) else NoteVerifier.from_string(key.strip())
+    dataset_paths = [Path(p) for p in datasets or ()]
+    for dataset in dataset_paths:
+        # Before any work: a mistyped path is the caller's input, not a failed check found
+        # after the pack's own (minutes at a million entries), nor a subject "not given".
+        try:
+            dataset.stat()
+        except OSError as exc:
+            raise InputError(f"cannot read dataset file {dataset}: {exc.strerror}") from exc
     state = _State(pack, verifier, index=IndexBuilder() if datasets else None)
     failure: Failure | None = None
     stream: SignatureStream | None = None
@@ -913,8 +921,8 @@ def verify(
         _check_leaf_verdicts(state)
         _check_records(state)
         _check_summary(state)
-        if datasets:
-            _check_dataset(state, [Path(p) for p in datasets])
+        if dataset_paths:
+            _check_dataset(state, dataset_paths)
         if checkpoint is not None:
             _check_earlier(state, checkpoint)
         _settle_signatures(state, stream)

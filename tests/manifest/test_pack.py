@@ -317,6 +317,9 @@ def test_bad_input(scenario: Scenario, built: Path, tmp_path: Path) -> None:
     (tmp_path / "gone").mkdir()
     with pytest.raises(InputError, match="cannot read dataset file"):
         manifest.verify(built, vkey, datasets=[tmp_path / "gone" / "train.jsonl"])
+    # A mistyped name is reported as the unreadable file it is, not as a subject not given.
+    with pytest.raises(InputError, match=r"cannot read dataset file .*trian\.jsonl"):
+        manifest.verify(built, vkey, datasets=[scenario.dataset, tmp_path / "trian.jsonl"])
     with pytest.raises(InputError, match="no dataset file"):
         manifest.build(scenario.lg, [], tmp_path / "p")
     with pytest.raises(InputError, match="already exists"):
