@@ -95,6 +95,12 @@ def build_cmd(
         f"{len(result.statement['predicate']['files'])} files, build {result.record.seq} of "
         f"{result.record.name!r} at tree size {result.record.tree_size}"
     )
+    bad_rows = result.audit.bad_rows
+    if bad_rows:
+        # Rows that could not be read are in no record: say so, as `audit dataset` does.
+        typer.echo(f"{len(bad_rows)} bad row(s) skipped, not in the pack:")
+        for bad in bad_rows[:10]:
+            typer.echo(f"  bad row: {bad}")
     if result.stored is not None:
         typer.echo(
             f"stored in the ledger: {result.stored.size} bytes, sha256 {result.stored.sha256}"

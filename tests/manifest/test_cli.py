@@ -72,3 +72,16 @@ def test_bad_input_exits_2(scenario: Scenario, tmp_path: Path) -> None:
         assert result.exit_code == 2, (args, result.stdout, result.stderr)
         assert message in result.stderr
         assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_build_names_the_rows_it_skipped(scenario: Scenario, tmp_path: Path) -> None:
+    scenario.lg.close()
+    dataset = tmp_path / scenario.dataset.name
+    good = scenario.dataset.read_bytes()
+    dataset.write_bytes(good + b"{not json\n")
+    args = ["manifest", "build", str(dataset), "--out", str(tmp_path / "p"), "--no-report"]
+    result = runner.invoke(app, ["--home", str(scenario.home), *args])
+    assert result.exit_code == 0, result.stderr
+    bad_line = good.count(b"\n") + 1
+    assert "1 bad row(s) skipped, not in the pack:" in result.stdout
+    assert f"  bad row: {dataset}:{bad_line}: not valid JSON" in result.stdout
