@@ -104,6 +104,14 @@ def _subjects(paths: Sequence[Path]) -> list[dict[str, Any]]:
         if path.name in seen:
             raise InputError(f"two dataset files are named {path.name}: rename one")
         seen.add(path.name)
+        if path.is_dir():
+            # `audit dataset` reads a saved Hugging Face dataset folder, but a subject is one
+            # file with its digest (and the pages hash dropped files): no folder form yet.
+            raise InputError(
+                f"{path} is a folder: an evidence pack's subjects are files; save the dataset as "
+                "one JSON Lines, CSV or Parquet file (a Hugging Face dataset: Dataset.to_json) "
+                "and build from that"
+            )
         digest = hashlib.sha256()
         try:
             with path.open("rb") as source:

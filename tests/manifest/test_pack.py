@@ -322,6 +322,9 @@ def test_bad_input(scenario: Scenario, built: Path, tmp_path: Path) -> None:
         manifest.verify(built, vkey, datasets=[scenario.dataset, tmp_path / "trian.jsonl"])
     with pytest.raises(InputError, match="no dataset file"):
         manifest.build(scenario.lg, [], tmp_path / "p")
+    with pytest.raises(InputError, match="is a folder: an evidence pack's subjects are files"):
+        manifest.build(scenario.lg, [tmp_path / "gone"], tmp_path / "p")
+    assert not (tmp_path / "p").exists()
     with pytest.raises(InputError, match="already exists"):
         manifest.build(scenario.lg, [scenario.dataset], built)
     with pytest.raises(InputError, match="unknown --format"):
