@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import importlib
 import sys
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -107,6 +108,16 @@ def _shown_as_help(exc: Exception) -> bool:
     return type(exc).__name__ == "NoArgsIsHelpError"
 
 
+@contextmanager
+def _usage_errors_in_one_line() -> Iterator[None]:
+    try:
+        yield
+    except _USAGE_ERROR as exc:
+        if _shown_as_help(exc):
+            raise
+        raise _one_line(exc) from None
+
+
 class _RootGroup(TyperGroup):
     """The root command: a usage error anywhere below it (an unknown option or command, a
     missing or malformed argument) is one line on stderr instead of click's usage block.
@@ -118,20 +129,12 @@ class _RootGroup(TyperGroup):
     def make_context(
         self, info_name: str | None, args: list[str], parent: Any = None, **extra: Any
     ) -> Any:
-        try:
+        with _usage_errors_in_one_line():
             return super().make_context(info_name, args, parent=parent, **extra)
-        except _USAGE_ERROR as exc:
-            if _shown_as_help(exc):
-                raise
-            raise _one_line(exc) from None
 
     def invoke(self, ctx: Any) -> Any:
-        try:
+        with _usage_errors_in_one_line():
             return super().invoke(ctx)
-        except _USAGE_ERROR as exc:
-            if _shown_as_help(exc):
-                raise
-            raise _one_line(exc) from None
 
 
 def build_app(

@@ -749,9 +749,6 @@ def _check_dataset(state: _State, datasets: Sequence[Path]) -> None:
     params = state.predicate.get("matcher") or {}
     threshold = float(params.get("near_threshold", 0.6))
     ordered = [given[str(s.get("name"))] for s in state.subjects]
-    for path in ordered:
-        if not path.is_file() and not path.is_dir():
-            raise InputError(f"cannot read dataset file {path}")
     matcher, index = _matcher_over_pack(state)
     _load_sketches(state)
     examples = _read_dataset(
@@ -869,6 +866,21 @@ def _check_earlier(state: _State, earlier: str) -> None:
                 f"{old.size} to the pack's {new.size}")  # fmt: skip
 
 
+def _readable_datasets(datasets: Sequence[str | Path]) -> list[Path]:
+    """The dataset paths, each a file or a folder that is there, checked before any work: a
+    mistyped path is the caller's input, not a failed check found after the pack's own
+    (minutes at a million entries), nor a subject "not given"."""
+    paths = [Path(p) for p in datasets]
+    for path in paths:
+        try:
+            path.stat()
+        except OSError as exc:
+            raise InputError(f"cannot read dataset file {path}: {exc.strerror}") from exc
+        if not path.is_file() and not path.is_dir():
+            raise InputError(f"cannot read dataset file {path}: not a file or folder")
+    return paths
+
+
 def verify(
     path: str | Path,
     key: str | NoteVerifier,
@@ -896,15 +908,8 @@ def verify(
     """
     pack = layout.Pack(Path(path))
     verifier = key if isinstance(key, NoteVerifier) else NoteVerifier.from_string(key.strip())
-    dataset_paths = [Path(p) for p in datasets or ()]
-    for dataset in dataset_paths:
-        # Before any work: a mistyped path is the caller's input, not a failed check found
-        # after the pack's own (minutes at a million entries), nor a subject "not given".
-        try:
-            dataset.stat()
-        except OSError as exc:
-            raise InputError(f"cannot read dataset file {dataset}: {exc.strerror}") from exc
-    state = _State(pack, verifier, index=IndexBuilder() if datasets else None)
+    dataset_paths = _readable_datasets(datasets or ())
+    state = _State(pack, verifier, index=IndexBuilder() if dataset_paths else None)
     failure: Failure | None = None
     stream: SignatureStream | None = None
     try:
