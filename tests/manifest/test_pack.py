@@ -229,6 +229,22 @@ def test_entry_signed_by_an_unlisted_recorder_key(scenario: Scenario, built: Pat
     assert "does not list" in failure.message
 
 
+def test_changed_file_outranks_a_bad_key_list(scenario: Scenario, built: Path) -> None:
+    # The key list is read before the files are hashed (the signature worker boots meanwhile);
+    # a bad one is still reported after the digests, in the fixed order.
+    _resign(built, scenario.lg.log_key,
+            lambda s: s["predicate"]["ledger"].update(recorder_keys="none"))  # fmt: skip
+    failure = manifest.verify(built, scenario.lg.verifier_key).failure
+    assert failure is not None
+    assert (failure.check, failure.where) == ("entries", layout.MANIFEST)
+    data = bytearray((built / layout.PROOF).read_bytes())
+    data[-2] ^= 1
+    (built / layout.PROOF).write_bytes(bytes(data))
+    failure = manifest.verify(built, scenario.lg.verifier_key).failure
+    assert failure is not None
+    assert (failure.check, failure.where) == ("digests", layout.PROOF)
+
+
 def test_bad_entry_signature_outranks_the_later_checks(scenario: Scenario, built: Path) -> None:
     # Signatures are checked beside the later passes; a bad one must still be the failure
     # reported, although the multiproof (which this edit breaks too) was checked first.
