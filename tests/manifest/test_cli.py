@@ -39,6 +39,15 @@ def test_build_then_verify_folder_and_zip(scenario: Scenario, tmp_path: Path) ->
                                      "--dataset", str(scenario.dataset)])  # fmt: skip
         assert (result.exit_code, result.stderr) == (0, ""), result.stderr
         assert "ok   dataset" in result.stdout
+    # A --checkpoint file that is no checkpoint the key signed is refused before any check:
+    # a wrong file given, not a failing pack.
+    result = runner.invoke(app, ["manifest", "verify", str(tmp_path / "pack"), "--key", vkey,
+                                 "--checkpoint", str(key_file)])  # fmt: skip
+    assert result.exit_code == 2, (result.stdout, result.stderr)
+    assert "earlier checkpoint" in result.stderr
+    assert "malformed note" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert result.stdout == ""
     # The second build of the same name carries a consistency proof from the first.
     assert json.loads((tmp_path / "pack" / "consistency.json").read_text())["from"] == []
     with zipfile.ZipFile(tmp_path / "pack2.zip") as archive:

@@ -307,6 +307,12 @@ def test_earlier_checkpoints_fork_and_rollback(
     failure = manifest.verify(second.path, vkey, checkpoint=other).failure
     assert failure is not None
     assert "no consistency proof from your size 1" in failure.message
+    # A note another key signed, or no note at all, is refused before the pack is checked.
+    stranger = sign_checkpoint(Checkpoint(lg.origin, 1, bytes(32)),
+                               NoteSigner(lg.origin, SigningKey.generate()))  # fmt: skip
+    for given in (stranger, "not a note\n"):
+        with pytest.raises(InputError, match="earlier checkpoint is not one this key signed"):
+            manifest.verify(second.path, vkey, checkpoint=given)
 
 
 def test_auditor_policies_show_differences(scenario: Scenario, built: Path, tmp_path: Path) -> None:
