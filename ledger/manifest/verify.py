@@ -53,7 +53,13 @@ from ledger.crypto.multiproof import MultiProof
 from ledger.crypto.multiproof import verify as verify_multiproof
 from ledger.crypto.note import Checkpoint, NoteVerifier, verify_checkpoint
 from ledger.crypto.tree import TreeFrontier
-from ledger.errors import CheckpointError, InputError, LedgerError, VerificationError
+from ledger.errors import (
+    CheckpointError,
+    InputError,
+    LedgerError,
+    PolicyError,
+    VerificationError,
+)
 from ledger.manifest import pack as layout
 from ledger.manifest.signatures import SignatureStream
 from ledger.manifest.verdicts import CallFields, Judgements, example_verdict
@@ -610,17 +616,23 @@ class _Judging:
     own: Judgements | None
 
 
+def _auditor_policies(folder: str | Path) -> PolicySet:
+    """The auditor's own policy set, loaded before any check: a folder that does not load is
+    a mistake in what was given, not a failure of the pack."""
+    try:
+        return load_policies(Path(folder))
+    except PolicyError as exc:
+        raise InputError(f"your policies at {folder} do not load: {exc}") from exc
+
+
 @contextmanager
-def _judging(state: _State, auditor_policies: Path | None) -> Iterator[_Judging]:
+def _judging(state: _State, auditor_policies: PolicySet | None) -> Iterator[_Judging]:
     purpose = state.predicate.get("purpose")
     if not isinstance(purpose, str):
         raise _fail("verdicts", layout.MANIFEST, "predicate.purpose is missing")
     facts = _facts(state)
     with _policy_set(state) as policies:
-        own = None
-        if auditor_policies is not None:
-            with _checking("policies", str(auditor_policies)):
-                own = Judgements(purpose, facts, load_policies(auditor_policies))
+        own = None if auditor_policies is None else Judgements(purpose, facts, auditor_policies)
         yield _Judging(Judgements(purpose, facts, policies), own)
 
 
@@ -917,7 +929,8 @@ def verify(
 
     Raises:
         InputError: the path is not a pack, the key is malformed, a dataset is unreadable,
-            ``checkpoint`` is not a checkpoint note that ``key`` signed.
+            ``checkpoint`` is not a checkpoint note that ``key`` signed, ``policies`` does
+            not load.
 
     Example:
         >>> result = verify("pack", vkey, datasets=["train.jsonl"])  # doctest: +SKIP
@@ -928,6 +941,7 @@ def verify(
     verifier = key if isinstance(key, NoteVerifier) else NoteVerifier.from_string(key.strip())
     dataset_paths = _readable_datasets(datasets or ())
     earlier = _earlier_checkpoint(checkpoint, verifier) if checkpoint is not None else None
+    own_policies = _auditor_policies(policies) if policies is not None else None
     state = _State(pack, verifier, index=IndexBuilder() if dataset_paths else None)
     failure: Failure | None = None
     stream: SignatureStream | None = None
@@ -944,7 +958,7 @@ def verify(
         many = pack.size(layout.ENTRIES) > _MANY_BYTES
         stream = SignatureStream(keys, many=many, backlog=_TAIL_BACKLOG if not datasets else None)
         _check_files(state)
-        with _judging(state, Path(policies) if policies is not None else None) as judging:
+        with _judging(state, own_policies) as judging:
             hashes = _check_entries(state, judging, keys, stream)
         _check_proof(state, hashes)
         del hashes

@@ -327,6 +327,11 @@ def test_auditor_policies_show_differences(scenario: Scenario, built: Path, tmp_
     assert result.example_differences == 5
     same = manifest.verify(built, scenario.lg.verifier_key, policies=built / "policies")
     assert (same.differences, same.example_differences) == ((), 0)
+    # A folder of the auditor's that does not load is their input's mistake (exit 2 in the
+    # CLI), found before the pack's checks, not a failure of the pack.
+    (own / "broken.yaml").write_text("provider: [\n", encoding="utf-8")
+    with pytest.raises(InputError, match=r"your policies at .* do not load: .*broken\.yaml"):
+        manifest.verify(built, scenario.lg.verifier_key, policies=own)
 
 
 def test_bad_input(scenario: Scenario, built: Path, tmp_path: Path) -> None:
