@@ -35,6 +35,7 @@ __all__ = [
     "KeyFileError",
     "LedgerError",
     "NotFoundError",
+    "NoteFormatError",
     "PolicyError",
     "PolicyParseError",
     "ReadOnlyError",
@@ -95,6 +96,11 @@ class ConsistencyError(VerificationError):
 
 class CheckpointError(VerificationError):
     """A checkpoint or signed note is malformed or carries no valid signature."""
+
+
+class NoteFormatError(CheckpointError):
+    """A signed note or checkpoint is not in the C2SP text format at all (its signatures were
+    not the problem): where the note is an input, a file of something else was given."""
 
 
 class PolicyError(LedgerError):

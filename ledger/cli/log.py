@@ -21,7 +21,7 @@ from ledger.cli._common import (
     set_overrides,
 )
 from ledger.crypto.note import Checkpoint, NoteVerifier, open_note, verify_checkpoint
-from ledger.errors import CheckpointError, InputError, LedgerError
+from ledger.errors import CheckpointError, InputError, LedgerError, NoteFormatError
 from ledger.vocabulary import resolve_provider
 
 if TYPE_CHECKING:
@@ -97,9 +97,12 @@ def _read_checkpoint_file(path: Path) -> str:
 
 
 def _auditor_checkpoint(path: Path, verifiers: list[NoteVerifier], given_key: bool) -> Checkpoint:
-    """The checkpoint in ``path`` checked against ``verifiers``; a bad signature fails the check."""
+    """The checkpoint in ``path`` checked against ``verifiers``; a bad signature fails the check,
+    a file that is no checkpoint note at all is an input error."""
     try:
         return _auditor_note(_read_checkpoint_file(path), verifiers)
+    except NoteFormatError as exc:
+        raise InputError(f"checkpoint file {path} is not a checkpoint note: {exc}") from exc
     except CheckpointError as exc:
         whose = "the given key" if given_key else "any log key this ledger lists"
         raise CheckpointError(f"checkpoint file {path} is not signed by {whose} ({exc})") from exc
@@ -111,6 +114,8 @@ def _auditor_note(note: str, verifiers: list[NoteVerifier]) -> Checkpoint:
     for verifier in verifiers:
         try:
             return verify_checkpoint(note, verifier)
+        except NoteFormatError:
+            raise  # the same under every key
         except LedgerError as exc:
             last = str(exc)
     raise CheckpointError(last)

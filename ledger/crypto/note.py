@@ -9,9 +9,9 @@ Invariants:
 - ``open_note`` returns a note's text only when at least one signature by a known key verifies;
   signatures by unknown keys are ignored, and a signature by a known key that fails to verify
   rejects the whole note (C2SP signed-note: SHOULD reject; we always do).
-- Everything malformed raises ``CheckpointError`` (notes, checkpoints) or ``InputError``
-  (verifier key strings, key names and texts passed in to be signed). A note is never "partly"
-  accepted.
+- Everything malformed raises ``NoteFormatError``, a ``CheckpointError`` (notes, checkpoints),
+  or ``InputError`` (verifier key strings, key names and texts passed in to be signed); a note
+  whose signatures fail raises ``CheckpointError`` itself. A note is never "partly" accepted.
 - ``Checkpoint.from_text(c.to_text()) == c`` for every valid checkpoint, and ``from_text``
   accepts exactly the texts that ``to_text`` can produce.
 - ``verify_checkpoint`` also requires the checkpoint's origin to equal the verifier key's name
@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from ledger.crypto.keys import SigningKey, VerifyingKey
-from ledger.errors import CheckpointError, InputError
+from ledger.errors import CheckpointError, InputError, NoteFormatError
 
 __all__ = [
     "Checkpoint",
@@ -242,21 +242,21 @@ def open_note(note: str, verifiers: Sequence[NoteVerifier]) -> VerifiedNote:
             known key signed it.
     """
     if _has_control(note):
-        raise CheckpointError("malformed note: control character other than newline")
+        raise NoteFormatError("malformed note: control character other than newline")
     try:
         note.encode("utf-8")
     except UnicodeEncodeError as exc:
-        raise CheckpointError("malformed note: not valid UTF-8") from exc
+        raise NoteFormatError("malformed note: not valid UTF-8") from exc
     # C2SP signed-note: the last blank line separates the text from the signature lines.
     split = note.rfind("\n\n")
     if split < 0:
-        raise CheckpointError("malformed note: no blank line before the signatures")
+        raise NoteFormatError("malformed note: no blank line before the signatures")
     text, block = note[: split + 1], note[split + 2 :]
     if not block.endswith("\n"):
-        raise CheckpointError("malformed note: signature block must end with a newline")
+        raise NoteFormatError("malformed note: signature block must end with a newline")
     lines = block[:-1].split("\n")
     if len(lines) > MAX_SIGNATURES:
-        raise CheckpointError(f"malformed note: more than {MAX_SIGNATURES} signatures")
+        raise NoteFormatError(f"malformed note: more than {MAX_SIGNATURES} signatures")
     index = _index_verifiers(verifiers)
     message = text.encode("utf-8")
     verified: list[str] = []
@@ -264,15 +264,15 @@ def open_note(note: str, verifiers: Sequence[NoteVerifier]) -> VerifiedNote:
         # C2SP signed-note: em dash, space, key name, space, base64(key id || signature).
         parts = line.removeprefix(_SIG_PREFIX).split(" ")
         if not line.startswith(_SIG_PREFIX) or len(parts) != 2:
-            raise CheckpointError(f"malformed note: signature line {number} is not '— name sig'")
+            raise NoteFormatError(f"malformed note: signature line {number} is not '— name sig'")
         name, b64 = parts
         blob = _b64decode(b64)
         try:
             _check_key_name(name)
         except InputError as exc:
-            raise CheckpointError(f"malformed note: signature line {number}: {exc}") from exc
+            raise NoteFormatError(f"malformed note: signature line {number}: {exc}") from exc
         if blob is None or len(blob) <= _KEY_ID_SIZE:
-            raise CheckpointError(f"malformed note: signature line {number} has a bad signature")
+            raise NoteFormatError(f"malformed note: signature line {number} has a bad signature")
         key_id, signature = blob[:_KEY_ID_SIZE], blob[_KEY_ID_SIZE:]
         verifier = index.get((name, key_id))
         if verifier is None:
@@ -325,23 +325,23 @@ class Checkpoint:
             CheckpointError: not exactly the C2SP tlog-checkpoint body format.
         """
         if not text.endswith("\n"):
-            raise CheckpointError("malformed checkpoint: text must end with a newline")
+            raise NoteFormatError("malformed checkpoint: text must end with a newline")
         lines = text[:-1].split("\n")
         # C2SP tlog-checkpoint: at least origin, tree size and root hash lines.
         if len(lines) < 3:
-            raise CheckpointError("malformed checkpoint: need origin, size and root hash lines")
+            raise NoteFormatError("malformed checkpoint: need origin, size and root hash lines")
         origin, size_line, root_line, *extensions = lines
         if not _DECIMAL.fullmatch(size_line):
-            raise CheckpointError(
+            raise NoteFormatError(
                 f"malformed checkpoint: size {size_line!r} is not a decimal without leading zeros"
             )
         root = _b64decode(root_line)
         if root is None or len(root) != _HASH_SIZE:
-            raise CheckpointError("malformed checkpoint: root hash is not 32 bytes of base64")
+            raise NoteFormatError("malformed checkpoint: root hash is not 32 bytes of base64")
         try:
             return cls(origin, int(size_line), root, tuple(extensions))
         except InputError as exc:
-            raise CheckpointError(f"malformed checkpoint: {exc}") from exc
+            raise NoteFormatError(f"malformed checkpoint: {exc}") from exc
 
 
 def sign_checkpoint(checkpoint: Checkpoint, signer: NoteSigner) -> str:

@@ -149,6 +149,8 @@ def test_key_rotation_keeps_old_signatures_valid(tmp_path: Path) -> None:
 def test_bad_inputs_exit_2_with_one_line(tmp_path: Path) -> None:
     home = tmp_path / "h"
     seeded(home, 3)
+    not_a_note = tmp_path / "train.jsonl"
+    not_a_note.write_text('{"prompt": "p", "completion": "c"}\n', encoding="utf-8")
     for args, needle in [
         (["proof", "inclusion", "5", "--size", "3"], "leaf 5"),
         (["proof", "inclusion", "1", "--size", "9"], "larger than the log"),
@@ -157,6 +159,8 @@ def test_bad_inputs_exit_2_with_one_line(tmp_path: Path) -> None:
         (["--db", "mysql://nope/x", "init"], "unsupported database"),
         (["--db", "sqlite:////nonexistent-dir/x/y.db", "init"], "cannot reach database"),
         (["verify", "--checkpoint", str(tmp_path / "missing.txt")], "cannot read checkpoint"),
+        # Some other file given as the auditor's checkpoint: not a failed check of the log.
+        (["verify", "--checkpoint", str(not_a_note)], "is not a checkpoint note: malformed"),
     ]:
         code, _, err = run(home, *args)
         assert code == 2, (args, err)
