@@ -25,8 +25,9 @@ from collections import deque
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from ledger.crypto import batch_verify
+from ledger.crypto.batch_verify import Item, check_with
 from ledger.crypto.keys import VerifyingKey
-from ledger.errors import SignatureError
 
 __all__ = [
     "BACKLOG_BYTES",
@@ -41,27 +42,8 @@ INLINE_LIMIT = 20_000
 _CHUNK = 1_000
 # Signed bytes a SignatureStream lets wait for its worker before the caller checks a chunk.
 BACKLOG_BYTES = 64 << 20
-Item = tuple[int, bytes, str, bytes]
-_keys: dict[str, VerifyingKey] = {}
-
-
-def _init(keys: Mapping[str, bytes]) -> None:
-    _keys.clear()
-    _keys.update({key_id: VerifyingKey.from_raw(raw) for key_id, raw in keys.items()})
-
-
-def _check(chunk: Sequence[Item]) -> tuple[int, str] | None:
-    """A worker interpreter's task, under the keys its ``_init`` was given."""
-    return _check_with(_keys, chunk)
-
-
-def _check_with(keys: Mapping[str, VerifyingKey], chunk: Sequence[Item]) -> tuple[int, str] | None:
-    for leaf, body, key_id, signature in chunk:
-        try:
-            keys[key_id].verify(signature, body)
-        except SignatureError as exc:
-            return leaf, str(exc)
-    return None
+_TASK = f"{batch_verify.__name__}:check"
+_INIT = f"{batch_verify.__name__}:init"
 
 
 class SignatureStream:
@@ -145,7 +127,7 @@ class SignatureStream:
         self._check_here(chunk)  # the worker is behind: take this chunk instead of waiting
 
     def _check_here(self, chunk: Sequence[Item]) -> None:
-        found = _check_with(self._keys, chunk)
+        found = check_with(self._keys, chunk)
         self.checked_here += len(chunk)
         if found is not None:
             with self._cond:
@@ -155,9 +137,7 @@ class SignatureStream:
         from ledger.log.workers import WorkerError, WorkerPool
 
         try:
-            self._pool = WorkerPool(
-                self._count, f"{__name__}:_check", f"{__name__}:_init", (self._raw,)
-            )
+            self._pool = WorkerPool(self._count, _TASK, _INIT, (self._raw,))
         except WorkerError as exc:
             log.warning("ledger: checking signatures in one process: %s", exc)
             self._count = 0
