@@ -320,7 +320,8 @@ def key(
         str | None, typer.Argument(help="Dataset name (omit for calls recorded without one).")
     ] = None,
     out: Annotated[
-        Path | None, typer.Option("--out", help="Write the key file here (default: stdout).")
+        Path | None,
+        typer.Option("--out", help="Write the key to this new file (default: stdout)."),
     ] = None,
 ) -> None:
     """Export one dataset's fingerprint key for its auditor (for --fingerprint-key).
@@ -336,8 +337,12 @@ def key(
         typer.echo(text, nl=False)
         return
     try:
-        descriptor = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        # A new file only: the mode applies to a file the call creates, so writing into an
+        # existing one would leave the secret readable by whoever could read that file.
+        descriptor = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
             handle.write(text)
+    except FileExistsError:
+        raise fail(f"{out} already exists (--out writes a new file)") from None
     except OSError as exc:
         raise fail(f"cannot write {out}: {exc.strerror}") from None

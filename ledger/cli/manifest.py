@@ -215,7 +215,9 @@ def export_cmd(
     markdown: Annotated[
         bool, typer.Option("--markdown", help="eu-template as Markdown instead of JSON.")
     ] = False,
-    out: Annotated[Path | None, typer.Option("--out", help="Write here instead of stdout.")] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Write to this new file instead of stdout.")
+    ] = None,
 ) -> None:
     """Export a pack as Croissant 1.1 JSON-LD, the EU public-summary sections, or a card.
 
@@ -228,6 +230,10 @@ def export_cmd(
         typer.echo(text, nl=False)
         return
     try:
-        out.write_text(text, encoding="utf-8")
+        # A new file only: a mistyped --out must not replace a dataset or an earlier export.
+        with out.open("x", encoding="utf-8") as handle:
+            handle.write(text)
+    except FileExistsError:
+        raise fail(f"{out} already exists (--out writes a new file)") from None
     except OSError as exc:
         raise fail(f"cannot write {out}: {exc.strerror}") from None

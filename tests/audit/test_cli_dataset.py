@@ -129,6 +129,14 @@ def test_an_auditor_with_one_datasets_key(home: Path, facts: Path, tmp_path: Pat
     assert exported.exit_code == 0
     assert key_file.read_text() == key_file_text("tutor", dataset_key(secret, "tutor"))
     assert key_file.stat().st_mode & 0o777 == 0o600
+    # An existing file is not written into: it keeps its text, and its mode could be wider.
+    shared = tmp_path / "shared.txt"
+    shared.write_text("notes\n")
+    again = runner.invoke(app, ["--home", str(home), "audit", "key", "tutor", "--out",
+                                str(shared)])  # fmt: skip
+    assert again.exit_code == 2
+    assert "already exists" in again.stderr
+    assert shared.read_text() == "notes\n"
     printed = runner.invoke(app, ["--home", str(home), "audit", "key"])
     assert printed.stdout == key_file_text(None, dataset_key(secret, None))
     data = write_jsonl(tmp_path / "d.jsonl", [chat_row(TIDES), chat_row(STEAM)])

@@ -79,6 +79,13 @@ def test_export_cli(pack: Path, tmp_path: Path) -> None:
                                  "--markdown", "--out", str(out)])  # fmt: skip
     assert result.exit_code == 0
     assert "## 1.2 Model dependencies" in out.read_text()
+    # --out never replaces a file (a mistyped path could be the dataset itself).
+    kept = out.read_text()
+    result = runner.invoke(app, ["manifest", "export", str(pack), "--format", "card",
+                                 "--out", str(out)])  # fmt: skip
+    assert result.exit_code == 2
+    assert "already exists" in result.stderr
+    assert out.read_text() == kept
     result = runner.invoke(app, ["manifest", "export", str(pack), "--format", "xml"])
     assert result.exit_code == 2
     assert "unknown export format" in result.stderr
