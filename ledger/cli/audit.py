@@ -218,7 +218,8 @@ def dataset(
     ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     records: Annotated[
-        Path | None, typer.Option("--records", help="Write one JSON line per example here.")
+        Path | None,
+        typer.Option("--records", help="Write one JSON line per example to this new file."),
     ] = None,
     max_unlinked: Annotated[
         float,
@@ -255,6 +256,9 @@ def dataset(
     Exit 0 when every example is linked and allowed or conditional, 1 otherwise, 2 on bad input.
     """
     settings = current_settings()
+    if records is not None and records.exists():
+        # Before the audit, which can take minutes: --records never replaces a file.
+        raise fail(f"{records} already exists (--records writes a new file)")
     profile_path = facts or settings.facts_file
     from ledger.policy.facts import DeclaredFacts, load_facts_file
 
@@ -301,8 +305,10 @@ def dataset(
             audit = lg.audit_dataset(files, **options)
     if records is not None:
         try:
-            with records.open("w", encoding="utf-8") as out:
+            with records.open("x", encoding="utf-8") as out:
                 audit.write_records(out)
+        except FileExistsError:
+            raise fail(f"{records} already exists (--records writes a new file)") from None
         except OSError as exc:
             raise fail(f"cannot write records to {records}: {exc.strerror}") from None
     if json_out:

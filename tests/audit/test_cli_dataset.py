@@ -76,6 +76,12 @@ def test_json_summary_and_records(home: Path, facts: Path, tmp_path: Path) -> No
     assert summary["by_verdict"]["allowed"] == 2
     assert summary["first_unlinked"] == [{"index": 1, "file": str(data), "line": 2}]
     lines = [json.loads(line) for line in records.read_text().splitlines()]
+    # --records never replaces a file: given the dataset's own path, it leaves it whole.
+    kept = data.read_bytes()
+    code, _, err = _run(home, str(data), "--facts", str(facts), "--records", str(data))
+    assert code == 2
+    assert "already exists" in err
+    assert data.read_bytes() == kept
     assert [(r["index"], r["line"], r["match"], r["verdict"]) for r in lines] == [
         (0, 1, "exact", "allowed"), (1, 2, "none", None), (2, 3, "near", "allowed")
     ]  # fmt: skip
