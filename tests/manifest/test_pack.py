@@ -8,6 +8,7 @@ import gzip
 import hashlib
 import json
 import shutil
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -369,6 +370,29 @@ def test_zip_pack_and_registry_is_append_only(scenario: Scenario, tmp_path: Path
     with pytest.raises(DBAPIError), scenario.lg.store.engine.begin() as conn:
         conn.execute(text("DELETE FROM manifest_builds"))
     assert len(manifest.list_builds(scenario.lg.store)) == 1
+    # Members are read when checked, not when the zip is opened: a byte flipped inside one
+    # member's data (its CRC-32 no longer matches) is named as that member, as input that
+    # cannot be read, and a changed member with its CRC made to match is a digest failure.
+    with zipfile.ZipFile(result.path) as archive:
+        info = archive.getinfo(layout.ENTRIES)
+        start = info.header_offset + 30 + len(info.filename.encode()) + len(info.extra)
+    data = bytearray(result.path.read_bytes())
+    data[start + info.compress_size // 2] ^= 1
+    damaged = tmp_path / "damaged.zip"
+    damaged.write_bytes(bytes(data))
+    with pytest.raises(InputError, match=f"cannot read {layout.ENTRIES} in the zip"):
+        manifest.verify(damaged, scenario.lg.verifier_key)
+    members = {}
+    with zipfile.ZipFile(result.path) as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    members[layout.RECORDS] = gzip.compress(b'{"index": 0}\n', mtime=0)
+    rezipped = tmp_path / "rezipped.zip"
+    with zipfile.ZipFile(rezipped, "w") as archive:
+        for name, member in members.items():
+            archive.writestr(name, member)
+    failure = manifest.verify(rezipped, scenario.lg.verifier_key).failure
+    assert failure is not None
+    assert (failure.check, failure.where) == ("digests", layout.RECORDS)
 
 
 def test_forged_near_link_is_caught(scenario: Scenario, built: Path) -> None:
