@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sys
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ParamSpec, TextIO, TypeVar
 
 import typer
 
@@ -27,6 +30,7 @@ __all__ = [
     "current_settings",
     "fail",
     "handle_errors",
+    "new_file",
     "open_ledger",
     "print_json",
     "read_settings",
@@ -60,6 +64,24 @@ def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
             raise fail(str(exc), EXIT_INPUT) from None
 
     return wrapper
+
+
+@contextmanager
+def new_file(path: Path, option: str, mode: int = 0o666) -> Iterator[TextIO]:
+    """A text file that ``option`` writes, created here: a path that exists is refused (exit 2),
+    so a mistyped path never replaces a dataset or a key. ``mode`` applies from creation (less
+    the umask), which is what keeps a secret file 0600: an existing file would keep its own."""
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    except FileExistsError:
+        raise fail(f"{path} already exists ({option} writes a new file)") from None
+    except OSError as exc:
+        raise fail(f"cannot write {path}: {exc.strerror}") from None
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            yield handle
+    except OSError as exc:
+        raise fail(f"cannot write {path}: {exc.strerror}") from None
 
 
 def print_json(value: Any) -> None:

@@ -14,7 +14,6 @@ the YAML file named by ``--config`` or the ``LEDGER_CONDUCT_CONFIG`` setting.
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -30,6 +29,7 @@ from ledger.cli._common import (
     current_settings,
     fail,
     handle_errors,
+    new_file,
     open_ledger,
     print_json,
     read_settings,
@@ -304,13 +304,8 @@ def dataset(
         else:
             audit = lg.audit_dataset(files, **options)
     if records is not None:
-        try:
-            with records.open("x", encoding="utf-8") as out:
-                audit.write_records(out)
-        except FileExistsError:
-            raise fail(f"{records} already exists (--records writes a new file)") from None
-        except OSError as exc:
-            raise fail(f"cannot write records to {records}: {exc.strerror}") from None
+        with new_file(records, "--records") as out:
+            audit.write_records(out)
     if json_out:
         print_json(audit.to_dict())
     else:
@@ -342,13 +337,5 @@ def key(
     if out is None:
         typer.echo(text, nl=False)
         return
-    try:
-        # A new file only: the mode applies to a file the call creates, so writing into an
-        # existing one would leave the secret readable by whoever could read that file.
-        descriptor = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-            handle.write(text)
-    except FileExistsError:
-        raise fail(f"{out} already exists (--out writes a new file)") from None
-    except OSError as exc:
-        raise fail(f"cannot write {out}: {exc.strerror}") from None
+    with new_file(out, "--out", mode=0o600) as handle:
+        handle.write(text)

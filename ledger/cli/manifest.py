@@ -24,6 +24,7 @@ from ledger.cli._common import (
     current_settings,
     fail,
     handle_errors,
+    new_file,
     open_ledger,
     print_json,
 )
@@ -229,11 +230,5 @@ def export_cmd(
     if out is None:
         typer.echo(text, nl=False)
         return
-    try:
-        # A new file only: a mistyped --out must not replace a dataset or an earlier export.
-        with out.open("x", encoding="utf-8") as handle:
-            handle.write(text)
-    except FileExistsError:
-        raise fail(f"{out} already exists (--out writes a new file)") from None
-    except OSError as exc:
-        raise fail(f"cannot write {out}: {exc.strerror}") from None
+    with new_file(out, "--out") as handle:
+        handle.write(text)

@@ -240,11 +240,7 @@ class Pack:
         """
         if self._zip is None:
             try:
-                source = (self.path / name).open("rb")
-            except OSError as exc:
-                raise InputError(f"cannot read {name} in the pack: {exc.strerror}") from exc
-            try:
-                with source:
+                with (self.path / name).open("rb") as source:
                     while block := source.read(_BLOCK):
                         yield block
             except OSError as exc:
